@@ -1,0 +1,52 @@
+"""Sphinx configuration for sklearn_certify."""
+
+import os
+import warnings
+
+import sklearn_certify
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+warnings.filterwarnings("ignore", message="Matplotlib is currently using agg")
+
+project = "sklearn_certify"
+author = "The sklearn_certify developers"
+copyright = "2026, The sklearn_certify developers"
+release = sklearn_certify.__version__
+version = release
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.mathjax",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+]
+
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "generated/*.examples", "auto_examples/*.ipynb",
+                    "auto_examples/*.py", "auto_examples/*.zip", "auto_examples/*.json",
+                    "auto_examples/*.md5", "sg_execution_times.rst"]
+
+autosummary_generate = True
+autodoc_default_options = {"members": True, "inherited-members": False}
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+
+html_theme = "pydata_sphinx_theme"
+html_title = "sklearn_certify"
+html_theme_options = {"navigation_with_keys": False}
+
+# No network at build time: intersphinx inventories are not fetched.
+intersphinx_mapping = {}
+
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "within_subsection_order": "FileNameSortKey",
+    "doc_module": ("sklearn_certify",),
+    "backreferences_dir": None,
+}

@@ -1,0 +1,12 @@
+"""sklearn_certify: certificates against training-data poisoning for scikit-learn classifiers."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from sklearn_certify._certificate import Certificate
+
+try:
+    __version__ = version("sklearn_certify")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0.0.0"
+
+__all__ = ["Certificate", "__version__"]
