@@ -1,0 +1,124 @@
+"""Real data bundled with scikit-learn, in the shapes this library uses.
+
+Everything here wraps :func:`sklearn.datasets.load_digits` (1,797 8x8 images of
+handwritten digits, 16 grey levels), which ships inside scikit-learn: nothing is
+downloaded. Digits 1 vs 7 stand in for the MNIST 1-vs-7 task of the poisoning
+literature.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from sklearn import datasets as _sk_datasets
+from sklearn.model_selection import train_test_split
+
+__all__ = ["load_digits", "load_digits_1v7"]
+
+#: Grey levels of the raw sklearn digits: pixel values are integers 0..16.
+DIGITS_MAX_VALUE = 16
+
+_SPLIT_SEED = 0
+
+
+def _select_split(X, y, split, test_size):
+    if split is None:
+        return X, y
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be None, 'train' or 'test', got {split!r}.")
+    if not 0.0 < test_size < 1.0:
+        raise ValueError(f"test_size must lie strictly between 0 and 1, got {test_size}.")
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=test_size, stratify=y, random_state=_SPLIT_SEED
+    )
+    return (X_train, y_train) if split == "train" else (X_test, y_test)
+
+
+def load_digits(
+    *,
+    shape: Literal["flat", "image"] = "flat",
+    digits=None,
+    split: Literal["train", "test"] | None = None,
+    test_size: float = 0.25,
+    raw: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load sklearn's handwritten digits as float32 features in [0, 1].
+
+    Parameters
+    ----------
+    shape : {"flat", "image"}, default="flat"
+        ``"flat"`` gives X of shape (n, 64); ``"image"`` gives (n, 1, 8, 8), the
+        channel-first layout a torch CNN expects.
+    digits : sequence of int, default=None
+        Keep only these digits (e.g. ``(1, 7)``); labels keep their digit values.
+        ``None`` keeps all ten.
+    split : {"train", "test"}, default=None
+        Return one side of a fixed stratified split (seed 0) instead of all rows.
+    test_size : float, default=0.25
+        Fraction of rows in the test side when ``split`` is given.
+    raw : bool, default=False
+        If True, X holds the original integer grey levels 0..16 as ``uint8``
+        (what the official pixel-sum partition hash needs) instead of floats
+        scaled to [0, 1].
+
+    Returns
+    -------
+    X : ndarray of shape (n, 64) or (n, 1, 8, 8)
+        float32 in [0, 1], or uint8 in 0..16 when ``raw=True``.
+    y : ndarray of shape (n,)
+        int64 digit labels.
+
+    Examples
+    --------
+    >>> from sklearn_certify.datasets import load_digits
+    >>> X, y = load_digits(shape="image", digits=(1, 7), split="train")
+    >>> X.shape[1:], X.dtype, sorted(set(y.tolist()))
+    ((1, 8, 8), dtype('float32'), [1, 7])
+    """
+    if shape not in ("flat", "image"):
+        raise ValueError(f"shape must be 'flat' or 'image', got {shape!r}.")
+    bunch = _sk_datasets.load_digits()
+    X = bunch.data
+    y = bunch.target.astype(np.int64)
+    if digits is not None:
+        digits = np.asarray(digits)
+        unknown = np.setdiff1d(digits, np.arange(10))
+        if digits.size == 0 or unknown.size:
+            raise ValueError(f"digits must be a non-empty subset of 0..9, got {digits.tolist()}.")
+        keep = np.isin(y, digits)
+        X, y = X[keep], y[keep]
+    X = X.astype(np.uint8) if raw else (X / DIGITS_MAX_VALUE).astype(np.float32)
+    if shape == "image":
+        X = X.reshape(-1, 1, 8, 8)
+    return _select_split(X, y, split, test_size)
+
+
+def load_digits_1v7(
+    *, split: Literal["train", "test"] | None = None, test_size: float = 0.25
+) -> tuple[np.ndarray, np.ndarray]:
+    """Digits 1 vs 7 with labels in {-1, +1} (+1 is digit 7), for the convex module.
+
+    Parameters
+    ----------
+    split : {"train", "test"}, default=None
+        Return one side of a fixed stratified split (seed 0) instead of all rows.
+    test_size : float, default=0.25
+        Fraction of rows in the test side when ``split`` is given.
+
+    Returns
+    -------
+    X : ndarray of shape (n, 64)
+        float64 pixel intensities in [0, 1].
+    y : ndarray of shape (n,)
+        int64 labels, -1 for digit 1 and +1 for digit 7.
+
+    Examples
+    --------
+    >>> from sklearn_certify.datasets import load_digits_1v7
+    >>> X, y = load_digits_1v7()
+    >>> X.shape, sorted(set(y.tolist()))
+    ((361, 64), [-1, 1])
+    """
+    X, y = load_digits(digits=(1, 7), split=split, test_size=test_size)
+    return X.astype(np.float64), np.where(y == 7, 1, -1).astype(np.int64)
