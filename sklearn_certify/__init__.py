@@ -3,10 +3,11 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from sklearn_certify._certificate import Certificate
+from sklearn_certify.partition import DPAClassifier
 
 try:
     __version__ = version("sklearn_certify")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0"
 
-__all__ = ["Certificate", "__version__"]
+__all__ = ["Certificate", "DPAClassifier", "__version__"]

@@ -75,12 +75,16 @@ class Certificate:
         prediction = _as_1d("prediction", self.prediction, None)
         n = prediction.shape[0]
         radius = _as_1d("radius", self.radius, n)
-        if not (np.issubdtype(radius.dtype, np.integer) or np.issubdtype(radius.dtype, np.floating)):
+        if not (
+            np.issubdtype(radius.dtype, np.integer) or np.issubdtype(radius.dtype, np.floating)
+        ):
             raise ValueError(f"Certificate.radius must be numeric, got dtype {radius.dtype}.")
         if not np.all(np.isfinite(radius)):
             raise ValueError("Certificate.radius must be finite; use 0 where nothing is certified.")
         if np.any(radius < 0):
-            raise ValueError("Certificate.radius must be non-negative; use 0 where nothing is certified.")
+            raise ValueError(
+                "Certificate.radius must be non-negative; use 0 where nothing is certified."
+            )
         if self.unit in ("samples", "label_flips") and not np.issubdtype(radius.dtype, np.integer):
             raise ValueError(f"Certificate.radius must be integer when unit={self.unit!r}.")
         abstain = _as_1d("abstain", self.abstain, n)

@@ -21,12 +21,16 @@ def check_counts(name: str, value, *, ndim: int | None = None) -> np.ndarray:
     if array.dtype == bool or not (
         np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
     ):
-        raise ValueError(f"{name} must be an array of non-negative integers, got dtype {array.dtype}.")
+        raise ValueError(
+            f"{name} must be an array of non-negative integers, got dtype {array.dtype}."
+        )
     if ndim is not None and array.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-dimensional, got shape {array.shape}.")
     if np.issubdtype(array.dtype, np.floating):
         if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
-            raise ValueError(f"{name} must hold integer counts; got non-integer or non-finite values.")
+            raise ValueError(
+                f"{name} must hold integer counts; got non-integer or non-finite values."
+            )
     if np.any(array < 0):
         raise ValueError(f"{name} must be non-negative; got a negative entry.")
     return array.astype(np.int64)

@@ -1,0 +1,44 @@
+"""Pure certificate math: votes, counts or scores in, (prediction, radius) out.
+
+Everything here is numpy/scipy only, vectorized over samples, and validates
+its arguments. Radii are relative to the returned prediction; they never look
+at true labels.
+"""
+
+from sklearn_certify.bounds._conversions import l2_radius_per_sample, linf_to_l2
+from sklearn_certify.bounds._dpa import dpa_radius, plurality_vote
+from sklearn_certify.bounds._fa import (
+    ABSTAIN,
+    fa_bucket_learners,
+    fa_radius,
+    fa_shifts,
+    fa_vote_counts,
+)
+from sklearn_certify.bounds._runoff import fa_runoff_radius, runoff_predict, runoff_radius
+from sklearn_certify.bounds._smoothing import (
+    clopper_pearson_lower,
+    clopper_pearson_upper,
+    cohen_radius,
+    hoeffding_bounds,
+    rab_radius,
+)
+
+__all__ = [
+    "ABSTAIN",
+    "clopper_pearson_lower",
+    "clopper_pearson_upper",
+    "cohen_radius",
+    "dpa_radius",
+    "fa_bucket_learners",
+    "fa_radius",
+    "fa_runoff_radius",
+    "fa_shifts",
+    "fa_vote_counts",
+    "hoeffding_bounds",
+    "l2_radius_per_sample",
+    "linf_to_l2",
+    "plurality_vote",
+    "rab_radius",
+    "runoff_predict",
+    "runoff_radius",
+]
