@@ -1,0 +1,19 @@
+"""Partition aggregation: content hashing and :class:`DPAClassifier` (DPA, FA, run-off, SS-DPA)."""
+
+from sklearn_certify.partition._dpa import DPAClassifier
+from sklearn_certify.partition._hashing import (
+    HASHES,
+    bucket_of_rows,
+    canonical_rows,
+    content_order,
+    row_digests,
+)
+
+__all__ = [
+    "HASHES",
+    "DPAClassifier",
+    "bucket_of_rows",
+    "canonical_rows",
+    "content_order",
+    "row_digests",
+]
