@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["plot_certified_accuracy"]
+__all__ = ["plot_bound_curve", "plot_certified_accuracy"]
 
 
 def plot_certified_accuracy(curves, *, ax=None, xlabel: str = "attack size", title=None):
@@ -59,3 +59,84 @@ def plot_certified_accuracy(curves, *, ax=None, xlabel: str = "attack size", tit
     if any(label is not None for label in curves):
         ax.legend()
     return ax
+
+
+def plot_bound_curve(curve, *, ax=None, show_error: bool = True, title=None):
+    """Upper bound U*, the candidate attack's losses and its test error against epsilon.
+
+    The figure of Steinhardt, Koh & Liang (2017, Fig. 2) in one call: the
+    dashed line is the certified upper bound, the solid lines are what the
+    candidate attack achieves (total train loss, clean train loss, test loss)
+    and, on a second axis, the test error.
+
+    Parameters
+    ----------
+    curve : sklearn_certify.convex.BoundCurve
+        Output of :func:`sklearn_certify.convex.bound_curve`.
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure is made when None.
+    show_error : bool, default=True
+        Draw the test error on a twin axis (skipped when it was not computed).
+    title : str, default=None
+        Axes title.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The loss axes (the error axes is ``ax.right_ax`` when drawn).
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn_certify.convex import bound_curve
+    >>> from sklearn_certify.datasets import load_digits_1v7
+    >>> from sklearn_certify.plotting import plot_bound_curve
+    >>> X, y = load_digits_1v7()
+    >>> ax = plot_bound_curve(bound_curve(X, y, [0.0, 0.1], rho_sq=0.8, max_iter=200))
+    >>> ax.get_xlabel()
+    'epsilon (poison points / clean points)'
+    """
+    import matplotlib.pyplot as plt
+
+    for name in ("epsilons_effective", "upper_bounds", "attack_total_train_loss"):
+        if not hasattr(curve, name):
+            raise TypeError(
+                "curve must be the BoundCurve returned by sklearn_certify.convex.bound_curve; "
+                f"got {type(curve).__name__} without {name!r}."
+            )
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.8))
+    eps = np.asarray(curve.epsilons_effective, dtype=float)
+    ax.plot(eps, curve.upper_bounds, "k--", marker="o", label="upper bound U*")
+    series = (
+        ("attack_total_train_loss", "attack: total train loss", "C0"),
+        ("attack_clean_train_loss", "attack: clean train loss", "C1"),
+        ("attack_test_loss", "attack: test loss", "C2"),
+    )
+    for name, label, color in series:
+        values = np.asarray(getattr(curve, name), dtype=float)
+        if np.any(np.isfinite(values)):
+            ax.plot(eps, values, color=color, marker=".", label=label)
+    ax.set_xlabel("epsilon (poison points / clean points)")
+    ax.set_ylabel("hinge loss" if _curve_loss(curve) == "hinge" else "loss")
+    ax.grid(alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    error = np.asarray(getattr(curve, "attack_test_error", []), dtype=float)
+    if show_error and error.size and np.any(np.isfinite(error)):
+        right = ax.twinx()
+        right.plot(eps, error, color="C3", marker="x", label="attack: test error")
+        right.set_ylabel("test error")
+        right.set_ylim(0, max(0.05, float(np.nanmax(error)) * 1.2))
+        more_handles, more_labels = right.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
+        ax.right_ax = right
+    ax.legend(handles, labels, fontsize="small", loc="upper left")
+    if title is not None:
+        ax.set_title(title)
+    return ax
+
+
+def _curve_loss(curve) -> str:
+    results = getattr(curve, "results", None)
+    return results[0].loss if results else "hinge"

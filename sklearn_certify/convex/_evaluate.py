@@ -48,8 +48,8 @@ def constrained_linear_fit(X, y, *, rho_sq: float, loss: str = "hinge", solver=N
     >>> X = np.array([[2., 0], [3, 1], [3, -1], [4, 0], [-2, 0], [-3, 1], [-3, -1], [-4, 0]])
     >>> y = np.array([1, 1, 1, 1, -1, -1, -1, -1])
     >>> w, b = constrained_linear_fit(X, y, rho_sq=0.04)
-    >>> np.round(w, 4), round(abs(b), 4)
-    (array([0.2, 0. ]), 0.0)
+    >>> round(float(w[0]), 4), round(abs(float(w[1])), 4), round(abs(b), 4)
+    (0.2, 0.0, 0.0)
     """
     X = check_features(X)
     y = check_labels(y, X.shape[0])
