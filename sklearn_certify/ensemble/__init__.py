@@ -18,6 +18,7 @@ function of ``X[subsets[m]]``, ``y[subsets[m]]``, ``random_state`` and ``member_
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,6 +27,7 @@ from sklearn_certify.ensemble._loop import as_index_array, fit_loop
 from sklearn_certify.ensemble._outputs import member_outputs_impl
 from sklearn_certify.ensemble._seeding import check_member_seed_args
 from sklearn_certify.ensemble._skorch import check_net, is_skorch_net, nested_nets
+from sklearn_certify.ensemble._vectorized import fit_vectorized, unsupported_reason
 
 __all__ = ["EngineFallbackWarning", "fit_members", "member_outputs"]
 
@@ -89,6 +91,9 @@ def fit_members(
     engine: str = "auto",
     n_jobs: int | None = None,
     verbose: int = 0,
+    chunk_size: int | None = None,
+    n_members_total: int | None = None,
+    memory_budget: int | None = None,
 ) -> list:
     """Fit one clone of ``estimator`` per row subset.
 
@@ -114,12 +119,27 @@ def fit_members(
     random_state : int
         Non-negative base seed.
     engine : {"auto", "loop", "vectorized"}, default="auto"
-        ``"auto"`` uses the loop engine for sklearn estimators.
+        ``"auto"`` uses the vectorized engine for skorch nets it supports and the loop engine
+        otherwise. A skorch net the vectorized engine cannot train (BatchNorm or dropout
+        modules, callbacks, optimizers other than SGD/Adam, criteria other than
+        CrossEntropyLoss/NLLLoss, ``batch_size=-1``) is fitted by the loop engine with an
+        :class:`EngineFallbackWarning` naming the reason.
     n_jobs : int, default=None
         Parallel jobs, joblib semantics (``None`` means 1 unless inside
         ``joblib.parallel_config``).
     verbose : int, default=0
-        Show a tqdm progress bar when > 0.
+        Show a tqdm progress bar when > 0 (per step too when > 1).
+    chunk_size : int, default=None
+        Vectorized engine: members per chunk; member ``i`` trains in chunk
+        ``member_ids[i] // chunk_size`` with ``chunk_size`` slots (absent ids are inert slots).
+        ``None`` picks it from the module's memory needs (``memory_budget``) and
+        ``n_members_total``.
+    n_members_total : int, default=None
+        Vectorized engine: how many member ids the caller's ensemble has in all (e.g.
+        ``n_partitions * spread``), so the chunk layout never depends on which members a call
+        omits. Default ``max(member_ids) + 1``.
+    memory_budget : int, default=None
+        Vectorized engine: approximate bytes of training state per chunk (default 512 MiB).
 
     Returns
     -------
@@ -149,6 +169,30 @@ def fit_members(
             "engine='vectorized' needs a skorch NeuralNet/NeuralNetClassifier base estimator; "
             f"got {type(estimator).__name__}. Use engine='loop' (or 'auto')."
         )
+    if engine in ("auto", "vectorized") and is_skorch_net(estimator):
+        reason, n_params = unsupported_reason(estimator, X, int(n_classes))
+        if reason is None:
+            return fit_vectorized(
+                estimator,
+                X,
+                y,
+                subsets,
+                ids,
+                n_classes=int(n_classes),
+                random_state=int(random_state),
+                n_jobs=n_jobs,
+                verbose=verbose,
+                chunk_size=_positive_or_none(chunk_size, "chunk_size"),
+                n_members_total=_positive_or_none(n_members_total, "n_members_total"),
+                memory_budget=_positive_or_none(memory_budget, "memory_budget"),
+                n_params=n_params,
+            )
+        warnings.warn(
+            f"The vectorized engine cannot train this skorch net: {reason}. Falling back to the "
+            "loop engine (one fit per member; slower, same guarantees).",
+            EngineFallbackWarning,
+            stacklevel=2,
+        )
     return fit_loop(
         estimator,
         X,
@@ -160,6 +204,14 @@ def fit_members(
         n_jobs=n_jobs,
         verbose=verbose,
     )
+
+
+def _positive_or_none(value, name):
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int or None, got {value!r}.")
+    return int(value)
 
 
 def member_outputs(members, X, *, n_classes: int, method: str = "auto") -> np.ndarray:

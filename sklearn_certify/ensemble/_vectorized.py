@@ -1,0 +1,457 @@
+"""The vectorized engine: train a chunk of skorch members at once with ``torch.func``.
+
+Within a chunk the members' parameters are stacked (``torch.func.stack_module_state``) and one
+``vmap(functional_call)`` forward/backward per step trains them all. Partition independence
+(DESIGN.md section 4.1) is kept exactly:
+
+* a member's initial weights come from ``net.initialize()`` under its own torch seed, and its
+  batch order from a ``torch.Generator`` seeded by ``(random_state, member_id)``, drawn through a
+  ``DataLoader`` exactly as the loop engine's skorch fit draws it;
+* it takes exactly ``max_epochs * ceil(n_i / batch_size)`` optimizer steps; on later steps of the
+  chunk its parameters and optimizer state are kept by ``torch.where`` (exact no-ops);
+* every batch tensor has the fixed shape ``(chunk_size, batch_size, ...)``: short batches are
+  padded with copies of the member's own rows and masked out of the loss (the loss is the sum of
+  the real rows' losses over their count, as skorch's mean);
+* chunk membership is ``member_id // chunk_size`` and a chunk always holds ``chunk_size`` slots
+  (absent ids are inert dummy slots), so no shape depends on which other members exist.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from sklearn_certify.ensemble._loop import make_member
+from sklearn_certify.ensemble._seeding import shuffle_seed, torch_init_seed
+from sklearn_certify.ensemble._skorch import torch_seeded
+
+_SGD_KEYS = {
+    "lr",
+    "momentum",
+    "dampening",
+    "weight_decay",
+    "nesterov",
+    "foreach",
+    "maximize",
+    "differentiable",
+    "fused",
+}
+_ADAM_KEYS = {
+    "lr",
+    "betas",
+    "eps",
+    "weight_decay",
+    "amsgrad",
+    "foreach",
+    "maximize",
+    "capturable",
+    "differentiable",
+    "fused",
+}
+_ITER_KEYS = {
+    "shuffle",
+    "batch_size",
+    "num_workers",
+    "pin_memory",
+    "drop_last",
+    "generator",
+    "persistent_workers",
+    "prefetch_factor",
+    "timeout",
+}
+_DEFAULT_MEMORY_BUDGET = 1 << 29  # bytes of training state per chunk (512 MiB)
+
+
+class _Config:
+    """Everything the vectorized trainer needs from a skorch net, validated."""
+
+    def __init__(self, net, n_classes: int):
+        import torch
+        from skorch import NeuralNet, NeuralNetClassifier
+        from skorch.dataset import Dataset
+
+        if type(net) not in (NeuralNet, NeuralNetClassifier):
+            raise _Unsupported(
+                f"{type(net).__name__} is a subclass of a skorch net (it may override the "
+                "training step); only NeuralNet and NeuralNetClassifier are vectorized"
+            )
+        if net.callbacks not in (None, "disable") and len(net.callbacks) > 0:
+            raise _Unsupported("the net has callbacks, which the vectorized engine cannot run")
+        if net.dataset is not Dataset or net.get_params_for("dataset"):
+            raise _Unsupported("a custom dataset is set")
+        if net.iterator_train is not torch.utils.data.DataLoader:
+            raise _Unsupported("a custom iterator_train is set")
+        it_kwargs = net.get_params_for("iterator_train")
+        extra = set(it_kwargs) - _ITER_KEYS
+        if extra or it_kwargs.get("drop_last", False) or it_kwargs.get("sampler") is not None:
+            raise _Unsupported(
+                f"unsupported iterator_train settings {sorted(extra) or 'drop_last'}"
+            )
+        self.shuffle = bool(it_kwargs.get("shuffle", False))
+        self.batch_size = int(it_kwargs.get("batch_size", net.batch_size))
+        if self.batch_size <= 0:
+            raise _Unsupported(
+                "batch_size=-1 (full batch) gives shapes that depend on the data size"
+            )
+        self.max_epochs = int(net.max_epochs)
+
+        # criterion
+        crit = net.criterion
+        crit_kwargs = net.get_params_for("criterion")
+        if crit not in (torch.nn.CrossEntropyLoss, torch.nn.NLLLoss):
+            raise _Unsupported(
+                f"criterion {getattr(crit, '__name__', crit)!r} is not supported "
+                "(CrossEntropyLoss and NLLLoss are)"
+            )
+        allowed = {"weight", "ignore_index", "reduction"}
+        if crit is torch.nn.CrossEntropyLoss:
+            allowed.add("label_smoothing")
+        if set(crit_kwargs) - allowed or crit_kwargs.get("reduction", "mean") != "mean":
+            raise _Unsupported(f"criterion settings {sorted(crit_kwargs)} are not supported")
+        if crit_kwargs.get("label_smoothing", 0.0) and crit_kwargs.get("weight") is not None:
+            raise _Unsupported("label_smoothing together with class weights is not supported")
+        self.criterion = crit
+        self.class_weight = crit_kwargs.get("weight")
+        self.ignore_index = int(crit_kwargs.get("ignore_index", -100))
+        self.label_smoothing = float(crit_kwargs.get("label_smoothing", 0.0))
+        # skorch's classifier feeds log(p + eps) to NLLLoss
+        self.log_probs = crit is torch.nn.NLLLoss and isinstance(net, NeuralNetClassifier)
+
+        # optimizer
+        opt = net.optimizer
+        opt_kwargs = net.get_params_for("optimizer")
+        if opt not in (torch.optim.SGD, torch.optim.Adam):
+            raise _Unsupported(
+                f"optimizer {getattr(opt, '__name__', opt)!r} is not supported (SGD and Adam are)"
+            )
+        keys = _SGD_KEYS if opt is torch.optim.SGD else _ADAM_KEYS
+        if set(opt_kwargs) - keys or opt_kwargs.get("maximize") or opt_kwargs.get("amsgrad"):
+            raise _Unsupported(f"optimizer settings {sorted(opt_kwargs)} are not supported")
+        if opt_kwargs.get("differentiable"):
+            raise _Unsupported("differentiable optimizers are not supported")
+        if any(k.startswith("param_groups") for k in opt_kwargs):
+            raise _Unsupported("per-parameter-group optimizer settings are not supported")
+        self.optimizer = "sgd" if opt is torch.optim.SGD else "adam"
+        self.lr = float(opt_kwargs.get("lr", net.lr))
+        self.weight_decay = float(opt_kwargs.get("weight_decay", 0.0))
+        self.momentum = float(opt_kwargs.get("momentum", 0.0))
+        self.dampening = float(opt_kwargs.get("dampening", 0.0))
+        self.nesterov = bool(opt_kwargs.get("nesterov", False))
+        betas = opt_kwargs.get("betas", (0.9, 0.999))
+        self.beta1, self.beta2 = float(betas[0]), float(betas[1])
+        self.eps = float(opt_kwargs.get("eps", 1e-8))
+        self.device = torch.device(net.device if net.device is not None else "cpu")
+        self.n_classes = n_classes
+
+
+class _Unsupported(Exception):
+    """The net cannot be trained by the vectorized engine (message says why)."""
+
+
+def _probe_module(net, X, n_classes: int):
+    """Build one member module and run a vmapped train-mode step on two rows, or raise."""
+    import torch
+    from torch.func import functional_call, stack_module_state, vmap
+
+    member = make_member(net, 0, 0, n_classes)
+    with torch_seeded(0, [member]):
+        member.initialize()
+    module = member.module_
+    if any(True for _ in module.buffers()):
+        raise _Unsupported(
+            "the module has buffers (e.g. BatchNorm running statistics), which would mix the "
+            "padded rows into the statistics"
+        )
+    module.train()
+    params, _ = stack_module_state([module, module])
+    xb = torch.as_tensor(np.asarray(X[:2])).to(member.device or "cpu")
+    xb = torch.stack([xb, xb])
+
+    def call(p, x):
+        return functional_call(module, (p, {}), (x,))
+
+    try:
+        out = vmap(call, randomness="error")(params, xb)
+    except Exception as exc:  # vmap raises many types for modules it cannot batch
+        raise _Unsupported(f"vmap cannot run the module in training mode ({exc})") from exc
+    if not isinstance(out, torch.Tensor) or out.ndim != 3 or out.shape[2] != n_classes:
+        shape = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise _Unsupported(
+            f"the module's output {shape} is not one (n_rows, n_classes={n_classes}) tensor"
+        )
+    per_member = sum(p.numel() for p in module.parameters())
+    return per_member
+
+
+def check_vectorizable(net, X, n_classes: int):
+    """Return ``(config, n_params_per_member)`` or raise ``_Unsupported``."""
+    if not isinstance(X, np.ndarray) or not np.issubdtype(X.dtype, np.floating):
+        raise _Unsupported("X must be a floating numpy array")
+    config = _Config(net, n_classes)
+    n_params = _probe_module(net, X, n_classes)
+    return config, n_params
+
+
+def auto_chunk_size(
+    config: _Config, n_params: int, row_numel: int, n_members_total: int, memory_budget: int | None
+) -> int:
+    """Chunk size from the module's memory needs and the total number of members (never from the
+    data sizes or from which members are present)."""
+    budget = _DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
+    # params, grads, two optimizer states and temporaries, plus a few copies of the batch
+    per_member = 4 * (6 * n_params + 8 * config.batch_size * max(row_numel, config.n_classes))
+    cap = max(1, budget // per_member)
+    n_chunks = math.ceil(n_members_total / cap)
+    return math.ceil(n_members_total / n_chunks)
+
+
+def _epoch_orders(n: int, epochs: int, seed: int, shuffle: bool):
+    """Row order of each epoch, drawn exactly as skorch's DataLoader draws it."""
+    import torch
+
+    if not shuffle:
+        return [np.arange(n)] * epochs
+    gen = torch.Generator().manual_seed(seed)
+    loader = torch.utils.data.DataLoader(torch.arange(n), batch_size=n, shuffle=True, generator=gen)
+    return [np.concatenate([b.numpy() for b in loader]) for _ in range(epochs)]
+
+
+def _schedule(sizes, offsets, seeds, config: _Config, slots, chunk_size: int):
+    """Index tensor ``(T, chunk_size, W)`` into the chunk's rows and real-row counts ``(T, M)``."""
+    bs = config.batch_size
+    steps = [config.max_epochs * math.ceil(n / bs) for n in sizes]
+    T = max(steps)
+    idx = np.zeros((T, chunk_size, bs), dtype=np.int64)
+    cnt = np.zeros((T, chunk_size), dtype=np.int64)
+    for n, off, seed, slot in zip(sizes, offsets, seeds, slots, strict=True):
+        t = 0
+        for order in _epoch_orders(n, config.max_epochs, seed, config.shuffle):
+            for lo in range(0, n, bs):
+                rows = order[lo : lo + bs]
+                k = rows.size
+                idx[t, slot, :k] = rows + off
+                idx[t, slot, k:] = rows[0] + off  # padding: the member's own row, masked
+                cnt[t, slot] = k
+                t += 1
+    return idx, cnt, T
+
+
+def train_chunk(
+    net,
+    X,
+    y,
+    subsets,
+    member_ids,
+    slots,
+    *,
+    chunk_size: int,
+    n_classes: int,
+    random_state: int,
+    verbose: int = 0,
+):
+    """Train the members of one chunk; return them as fitted skorch nets."""
+    import torch
+    from torch.func import functional_call, vmap
+
+    config = _Config(net, n_classes)
+    device = config.device
+
+    # members: configured clones, initialised under their own seed (as the loop engine does)
+    members = []
+    for mid in member_ids:
+        member = make_member(net, random_state, int(mid), n_classes)
+        with torch_seeded(torch_init_seed(random_state, int(mid)), [member]):
+            member.initialize()
+        members.append(member)
+    template = members[0].module_
+    names = [name for name, _ in template.named_parameters()]
+    params = {}
+    for name in names:
+        ref = dict(template.named_parameters())[name]
+        stacked = torch.zeros((chunk_size, *ref.shape), dtype=ref.dtype, device=ref.device)
+        for member, slot in zip(members, slots, strict=True):
+            stacked[slot] = dict(member.module_.named_parameters())[name].detach()
+        params[name] = stacked
+
+    # the chunk's rows, each member's rows contiguous, on the device
+    sizes = [len(s) for s in subsets]
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    rows = np.concatenate(subsets)
+    Xc = torch.as_tensor(np.ascontiguousarray(X[rows])).to(device)
+    yc = torch.as_tensor(np.asarray(y[rows], dtype=np.int64)).to(device)
+    seeds = [shuffle_seed(random_state, int(mid)) for mid in member_ids]
+    idx_np, cnt_np, T = _schedule(sizes, offsets, seeds, config, slots, chunk_size)
+    idx = torch.as_tensor(idx_np).to(device)
+    cnt = torch.as_tensor(cnt_np).to(device)
+    arange_w = torch.arange(config.batch_size, device=device)
+    weight = (
+        None
+        if config.class_weight is None
+        else torch.as_tensor(config.class_weight, dtype=Xc.dtype).to(device)
+    )
+
+    template.train()
+
+    def call(p, x):
+        return functional_call(template, (p, {}), (x,))
+
+    batched = vmap(call)
+    state = {name: {} for name in names}
+    tensors = [params[name] for name in names]
+    for p in tensors:
+        p.requires_grad_(True)
+    steps = range(T)
+    if verbose > 1:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc="vectorized steps", unit="step", leave=False)
+    for t in steps:
+        it = idx[t]
+        xb = Xc[it]  # (M, W, ...): one gather per step
+        yb = yc[it]
+        c = cnt[t]
+        active = c > 0
+        valid = arange_w < c[:, None]
+        out = batched(params, xb)  # (M, W, C)
+        if config.log_probs:
+            out = torch.log(out + torch.finfo(out.dtype).eps)
+        flat = out.reshape(-1, out.shape[-1])
+        ytrue = yb.reshape(-1)
+        if config.criterion is torch.nn.CrossEntropyLoss:
+            rowloss = torch.nn.functional.cross_entropy(
+                flat,
+                ytrue,
+                weight=weight,
+                ignore_index=config.ignore_index,
+                reduction="none",
+                label_smoothing=config.label_smoothing,
+            )
+        else:
+            rowloss = torch.nn.functional.nll_loss(
+                flat, ytrue, weight=weight, ignore_index=config.ignore_index, reduction="none"
+            )
+        rowloss = rowloss.reshape(valid.shape)
+        counted = valid & (yb != config.ignore_index)
+        if weight is None:
+            den = counted.sum(1).to(out.dtype)
+        else:
+            den = torch.where(counted, weight[yb.clamp(0, n_classes - 1)], 0).sum(1)
+        den = torch.where(active, den, torch.ones_like(den))
+        loss = (torch.where(counted, rowloss, torch.zeros_like(rowloss)).sum(1) / den).sum()
+        grads = torch.autograd.grad(loss, tensors)
+        with torch.no_grad():
+            for name, p, g in zip(names, tensors, grads, strict=True):
+                keep = active.view(-1, *([1] * (p.ndim - 1)))
+                new_p = _update(config, state[name], p, g, t, keep)
+                p.copy_(torch.where(keep, new_p, p))
+
+    # hand the trained weights back to ordinary skorch nets
+    with torch.no_grad():
+        for member, slot in zip(members, slots, strict=True):
+            for name, p in member.module_.named_parameters():
+                p.copy_(params[name][slot])
+    return members
+
+
+def _update(config: _Config, st: dict, p, g, t: int, keep):
+    """One optimizer step for all slots; state is updated only where ``keep`` (active)."""
+    import torch
+
+    if config.weight_decay:
+        g = g.add(p, alpha=config.weight_decay)
+    if config.optimizer == "sgd":
+        if config.momentum:
+            if t == 0:  # every member's first step is global step 0
+                buf = g.clone()
+            else:
+                buf = st["buf"]
+                buf = torch.where(keep, buf * config.momentum + g * (1 - config.dampening), buf)
+            st["buf"] = buf
+            g = g.add(buf, alpha=config.momentum) if config.nesterov else buf
+        return p.add(g, alpha=-config.lr)
+    # Adam: an active member at global step t has taken exactly t + 1 steps
+    if t == 0:
+        st["m"] = torch.zeros_like(p)
+        st["v"] = torch.zeros_like(p)
+    m = torch.where(keep, st["m"].lerp(g, 1 - config.beta1), st["m"])
+    v = torch.where(keep, st["v"] * config.beta2 + g * g * (1 - config.beta2), st["v"])
+    st["m"], st["v"] = m, v
+    step = t + 1
+    bias1 = 1 - config.beta1**step
+    bias2_sqrt = math.sqrt(1 - config.beta2**step)
+    denom = (v.sqrt() / bias2_sqrt).add(config.eps)
+    return p.addcdiv(m, denom, value=-config.lr / bias1)
+
+
+def fit_vectorized(
+    net,
+    X,
+    y,
+    subsets,
+    member_ids,
+    *,
+    n_classes,
+    random_state,
+    n_jobs,
+    verbose,
+    chunk_size,
+    n_members_total,
+    memory_budget,
+    n_params,
+):
+    """Group members into id-determined chunks and train the chunks through joblib."""
+    from sklearn.utils.parallel import Parallel, delayed
+
+    config = _Config(net, n_classes)
+    if n_members_total is None:
+        n_members_total = int(member_ids.max()) + 1
+    elif n_members_total <= int(member_ids.max()):
+        raise ValueError(
+            f"n_members_total={n_members_total} but member_ids go up to {int(member_ids.max())}; "
+            "n_members_total must exceed every member id."
+        )
+    if chunk_size is None:
+        row_numel = int(np.prod(X.shape[1:])) if X.ndim > 1 else 1
+        chunk_size = auto_chunk_size(config, n_params, row_numel, n_members_total, memory_budget)
+    chunks: dict[int, list[int]] = {}
+    for pos, mid in enumerate(member_ids):
+        chunks.setdefault(int(mid) // chunk_size, []).append(pos)
+    jobs = []
+    order = []
+    for c in sorted(chunks):
+        pos = chunks[c]
+        order.extend(pos)
+        jobs.append(
+            delayed(train_chunk)(
+                net,
+                X,
+                y,
+                [subsets[p] for p in pos],
+                [int(member_ids[p]) for p in pos],
+                [int(member_ids[p]) % chunk_size for p in pos],
+                chunk_size=chunk_size,
+                n_classes=n_classes,
+                random_state=random_state,
+                verbose=verbose,
+            )
+        )
+    results = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
+    if verbose:
+        from tqdm.auto import tqdm
+
+        results = tqdm(results, total=len(jobs), desc="training chunks", unit="chunk")
+    fitted = [None] * len(subsets)
+    flat = [m for chunk in results for m in chunk]
+    for pos, member in zip(order, flat, strict=True):
+        fitted[pos] = member
+    return fitted
+
+
+def unsupported_reason(net, X, n_classes: int):
+    """``(None, n_params)`` if the vectorized engine can train ``net``, else ``(reason, None)``."""
+    try:
+        _, n_params = check_vectorizable(net, X, n_classes)
+    except _Unsupported as exc:
+        return str(exc), None
+    return None, n_params
