@@ -6,6 +6,7 @@ defence (centroids from clean data) and the paper's assumptions;
 """
 
 from sklearn_certify.convex._curve import BoundCurve, bound_curve
+from sklearn_certify.convex._data_dependent import DataDependentEstimate, data_dependent_estimate
 from sklearn_certify.convex._defense import SphereSlabDefense
 from sklearn_certify.convex._evaluate import (
     AttackEvaluation,
@@ -20,10 +21,12 @@ __all__ = [
     "BoundCurve",
     "ClosedFormOracle",
     "CvxpyOracle",
+    "DataDependentEstimate",
     "SphereSlabDefense",
     "UpperBoundResult",
     "bound_curve",
     "constrained_linear_fit",
+    "data_dependent_estimate",
     "evaluate_attack",
     "max_linear_sphere_slab",
     "n_poison_points",
