@@ -65,10 +65,12 @@ def constrained_linear_fit(X, y, *, rho_sq: float, loss: str = "hinge", solver=N
         terms = cp.square(cp.pos(1 - margins))
     else:
         terms = cp.logistic(-margins)
-    problem = cp.Problem(
-        cp.Minimize(cp.sum(terms) / n), [cp.sum_squares(w) + cp.square(b) <= rho_sq]
-    )
-    problem.solve(solver=solver or cp.CLARABEL)
+    theta = cp.hstack([w, cp.reshape(b, (1,), order="C")])
+    problem = cp.Problem(cp.Minimize(cp.sum(terms) / n), [cp.norm(theta, 2) <= np.sqrt(rho_sq)])
+    if solver is None:
+        problem.solve(solver=cp.CLARABEL, max_iter=1000)
+    else:
+        problem.solve(solver=solver)
     if problem.status not in ("optimal", "optimal_inaccurate"):
         raise RuntimeError(f"The constrained fit ended with cvxpy status {problem.status!r}.")
     return np.asarray(w.value, dtype=np.float64), float(b.value)
