@@ -266,13 +266,17 @@ def train_chunk(
         members.append(member)
     template = members[0].module_
     names = [name for name, _ in template.named_parameters()]
+    member_params = [dict(member.module_.named_parameters()) for member in members]
+    slot_of = dict(zip(slots, range(len(members)), strict=True))
     params = {}
     for name in names:
-        ref = dict(template.named_parameters())[name]
-        stacked = torch.zeros((chunk_size, *ref.shape), dtype=ref.dtype, device=ref.device)
-        for member, slot in zip(members, slots, strict=True):
-            stacked[slot] = dict(member.module_.named_parameters())[name].detach()
-        params[name] = stacked
+        zero = torch.zeros_like(member_params[0][name].detach())
+        params[name] = torch.stack(
+            [
+                member_params[slot_of[s]][name].detach() if s in slot_of else zero
+                for s in range(chunk_size)
+            ]
+        )
 
     # the chunk's rows, each member's rows contiguous, on the device
     sizes = [len(s) for s in subsets]
@@ -306,6 +310,8 @@ def train_chunk(
         from tqdm.auto import tqdm
 
         steps = tqdm(steps, desc="vectorized steps", unit="step", leave=False)
+    real = np.zeros(chunk_size, dtype=bool)
+    real[list(slots)] = True
     for t in steps:
         it = idx[t]
         xb = Xc[it]  # (M, W, ...): one gather per step
@@ -340,11 +346,12 @@ def train_chunk(
         den = torch.where(active, den, torch.ones_like(den))
         loss = (torch.where(counted, rowloss, torch.zeros_like(rowloss)).sum(1) / den).sum()
         grads = torch.autograd.grad(loss, tensors)
+        # every real member active: update in place; else keep finished members exactly
+        all_active = bool((cnt_np[t] > 0)[real].all())
         with torch.no_grad():
             for name, p, g in zip(names, tensors, grads, strict=True):
-                keep = active.view(-1, *([1] * (p.ndim - 1)))
-                new_p = _update(config, state[name], p, g, t, keep)
-                p.copy_(torch.where(keep, new_p, p))
+                keep = None if all_active else active.view(-1, *([1] * (p.ndim - 1)))
+                _update(config, state[name], p, g, t, keep)
 
     # hand the trained weights back to ordinary skorch nets
     with torch.no_grad():
@@ -354,34 +361,54 @@ def train_chunk(
     return members
 
 
-def _update(config: _Config, st: dict, p, g, t: int, keep):
-    """One optimizer step for all slots; state is updated only where ``keep`` (active)."""
+def _update(config: _Config, st: dict, p, g, t: int, keep) -> None:
+    """One optimizer step on all slots, in place.
+
+    ``keep`` is ``None`` when every member is active; otherwise a boolean mask of the active
+    slots, and inactive slots keep their parameters and optimizer state exactly. Both branches
+    run the same arithmetic for an active slot (in-place and out-of-place forms of one kernel),
+    mirroring ``torch.optim.SGD`` / ``torch.optim.Adam`` (single-tensor implementation).
+    """
     import torch
+
+    def assign(name, new):
+        st[name] = new if keep is None else torch.where(keep, new, st[name])
 
     if config.weight_decay:
         g = g.add(p, alpha=config.weight_decay)
     if config.optimizer == "sgd":
         if config.momentum:
             if t == 0:  # every member's first step is global step 0
-                buf = g.clone()
+                st["buf"] = g.clone()
+            elif keep is None:
+                st["buf"].mul_(config.momentum).add_(g, alpha=1 - config.dampening)
             else:
-                buf = st["buf"]
-                buf = torch.where(keep, buf * config.momentum + g * (1 - config.dampening), buf)
-            st["buf"] = buf
+                assign("buf", st["buf"].mul(config.momentum).add(g, alpha=1 - config.dampening))
+            buf = st["buf"]
             g = g.add(buf, alpha=config.momentum) if config.nesterov else buf
-        return p.add(g, alpha=-config.lr)
+        if keep is None:
+            p.add_(g, alpha=-config.lr)
+        else:
+            p.copy_(torch.where(keep, p.add(g, alpha=-config.lr), p))
+        return
     # Adam: an active member at global step t has taken exactly t + 1 steps
     if t == 0:
         st["m"] = torch.zeros_like(p)
         st["v"] = torch.zeros_like(p)
-    m = torch.where(keep, st["m"].lerp(g, 1 - config.beta1), st["m"])
-    v = torch.where(keep, st["v"] * config.beta2 + g * g * (1 - config.beta2), st["v"])
-    st["m"], st["v"] = m, v
+    if keep is None:
+        st["m"].lerp_(g, 1 - config.beta1)
+        st["v"].mul_(config.beta2).addcmul_(g, g, value=1 - config.beta2)
+    else:
+        assign("m", st["m"].lerp(g, 1 - config.beta1))
+        assign("v", st["v"].mul(config.beta2).addcmul(g, g, value=1 - config.beta2))
     step = t + 1
     bias1 = 1 - config.beta1**step
     bias2_sqrt = math.sqrt(1 - config.beta2**step)
-    denom = (v.sqrt() / bias2_sqrt).add(config.eps)
-    return p.addcdiv(m, denom, value=-config.lr / bias1)
+    denom = (st["v"].sqrt() / bias2_sqrt).add_(config.eps)
+    if keep is None:
+        p.addcdiv_(st["m"], denom, value=-config.lr / bias1)
+    else:
+        p.copy_(torch.where(keep, p.addcdiv(st["m"], denom, value=-config.lr / bias1), p))
 
 
 def fit_vectorized(
