@@ -113,7 +113,7 @@ def _check_learner_predictions(learner_predictions, n_classes, n_learners) -> np
             f"learner_predictions must lie in [0, {n_classes}) (n_classes={n_classes}), or be -1 "
             "for an abstaining learner."
         )
-    return preds.astype(np.int64)
+    return preds
 
 
 def fa_vote_counts(learner_predictions, n_classes: int) -> np.ndarray:
@@ -140,6 +140,7 @@ def fa_vote_counts(learner_predictions, n_classes: int) -> np.ndarray:
     n_classes = check_scalar_int("n_classes", n_classes, min_value=2)
     preds = np.asarray(learner_predictions)
     preds = _check_learner_predictions(preds, n_classes, preds.shape[-1] if preds.ndim == 2 else -1)
+    preds = preds.astype(np.int64)
     n_samples = preds.shape[0]
     keys = (np.arange(n_samples)[:, None] * (n_classes + 1) + preds + 1).ravel()
     counts = np.bincount(keys, minlength=n_samples * (n_classes + 1))
@@ -169,14 +170,14 @@ def _bucket_class_counts(preds, n_classes, shifts, width):
     return groups
 
 
-def _extract(groups, classes, width, per_word, mask):
-    """Counts of class ``classes[i]`` in every bucket of row ``i``."""
+def _extract(groups, rows, classes, width, per_word, mask):
+    """Counts of class ``classes[i]`` in every bucket of packed row ``rows[i]``."""
     out = np.zeros((classes.shape[0], groups[0][1].shape[1]), dtype=np.int64)
     for first, packed in groups:
-        rows = (classes >= first) & (classes < first + per_word)
-        if np.any(rows):
-            offset = (width * (classes[rows] - first))[:, None]
-            out[rows] = np.right_shift(packed[rows], offset) & mask
+        in_group = (classes >= first) & (classes < first + per_word)
+        if np.any(in_group):
+            offset = (width * (classes[in_group] - first))[:, None]
+            out[in_group] = np.right_shift(packed[rows[in_group]], offset) & mask
     return out
 
 
@@ -216,7 +217,7 @@ def _fa_radius_chunk(preds, n_classes, spread, shifts):
     per_word = 63 // width
     mask = (1 << width) - 1
     groups = _bucket_class_counts(preds, n_classes, shifts, width)
-    pred_in_bucket = _extract(groups, prediction, width, per_word, mask)
+    pred_in_bucket = _extract(groups, rows, prediction, width, per_word, mask)
     n_values = 2 * spread + 1
     best = np.full(n_rows, np.iinfo(np.int64).max, dtype=np.int64)
     for rank in range(n_classes - 1):
@@ -228,7 +229,7 @@ def _fa_radius_chunk(preds, n_classes, spread, shifts):
         if not np.any(active):
             continue
         idx = np.flatnonzero(active)
-        challenger_in_bucket = _extract(groups, challenger[idx], width, per_word, mask)
+        challenger_in_bucket = _extract(groups, idx, challenger[idx], width, per_word, mask)
         # A poisoned bucket can turn each of its learners to the challenger: a learner
         # voting for the prediction closes the gap by 2, one voting elsewhere (or
         # abstaining) by 1, one already voting for the challenger by 0.
@@ -291,7 +292,8 @@ def fa_radius(
     chunk = max(1, _TARGET_CHUNK_ELEMENTS // max(1, n_learners))
     predictions, radii = [], []
     for start in range(0, preds.shape[0], chunk):
-        p, r = _fa_radius_chunk(preds[start : start + chunk], n_classes, spread, shifts)
+        rows = preds[start : start + chunk].astype(np.int64)
+        p, r = _fa_radius_chunk(rows, n_classes, spread, shifts)
         predictions.append(p)
         radii.append(r)
     if not predictions:
