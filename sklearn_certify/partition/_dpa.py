@@ -488,11 +488,11 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         X = self._validate_data_X(X, reset=False)
         if self.threat_model == "label_flip":
             pairs = zip(self._train_digests, self._train_partitions, strict=True)
-            index = {row.tobytes(): p for row, p in pairs}
+            index = {tuple(row.tolist()): p for row, p in pairs}
             keys = _digest_keys(X)
             out = np.full(X.shape[0], -1, dtype=np.int64)
             for i, row in enumerate(keys):
-                out[i] = index.get(row.tobytes(), -1)
+                out[i] = index.get(tuple(row.tolist()), -1)
             return out
         return bucket_of_rows(X, self.n_partitions * self.spread, hash=self.hash)
 
