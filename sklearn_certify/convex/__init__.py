@@ -14,7 +14,12 @@ from sklearn_certify.convex._evaluate import (
     evaluate_attack,
 )
 from sklearn_certify.convex._oracle import ClosedFormOracle, CvxpyOracle, max_linear_sphere_slab
-from sklearn_certify.convex._upper_bound import UpperBoundResult, n_poison_points, upper_bound
+from sklearn_certify.convex._upper_bound import (
+    UpperBoundResult,
+    n_poison_points,
+    upper_bound,
+    worst_case_point,
+)
 
 __all__ = [
     "AttackEvaluation",
@@ -31,4 +36,5 @@ __all__ = [
     "max_linear_sphere_slab",
     "n_poison_points",
     "upper_bound",
+    "worst_case_point",
 ]

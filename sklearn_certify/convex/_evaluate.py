@@ -23,7 +23,9 @@ def _stack(X, P):
     return np.vstack([X, P])
 
 
-def constrained_linear_fit(X, y, *, rho_sq: float, loss: str = "hinge", solver=None):
+def constrained_linear_fit(
+    X, y, *, rho_sq: float, loss: str = "hinge", solver=None, return_status: bool = False
+):
     """Exactly minimise the mean margin loss subject to ``||w||^2 + b^2 <= rho_sq``.
 
     Parameters
@@ -36,11 +38,15 @@ def constrained_linear_fit(X, y, *, rho_sq: float, loss: str = "hinge", solver=N
     loss : {"hinge", "logistic", "squared_hinge"}, default="hinge"
     solver : str, default=None
         cvxpy solver (``None``: Clarabel).
+    return_status : bool, default=False
+        Also return cvxpy's status (``"optimal"`` or ``"optimal_inaccurate"``).
 
     Returns
     -------
     w : ndarray of shape (n_features,)
     b : float
+    status : str
+        Only when ``return_status=True``.
 
     Examples
     --------
@@ -67,13 +73,20 @@ def constrained_linear_fit(X, y, *, rho_sq: float, loss: str = "hinge", solver=N
         terms = cp.logistic(-margins)
     theta = cp.hstack([w, cp.reshape(b, (1,), order="C")])
     problem = cp.Problem(cp.Minimize(cp.sum(terms) / n), [cp.norm(theta, 2) <= np.sqrt(rho_sq)])
-    if solver is None:
-        problem.solve(solver=cp.CLARABEL, max_iter=1000)
-    else:
-        problem.solve(solver=solver)
+    with warnings.catch_warnings():
+        # Clarabel sometimes flags a solution as inaccurate only because its strict
+        # stopping test failed; the status is kept in AttackEvaluation.solver_status.
+        warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+        if solver is None:
+            problem.solve(solver=cp.CLARABEL, max_iter=1000)
+        else:
+            problem.solve(solver=solver)
     if problem.status not in ("optimal", "optimal_inaccurate"):
         raise RuntimeError(f"The constrained fit ended with cvxpy status {problem.status!r}.")
-    return np.asarray(w.value, dtype=np.float64), float(b.value)
+    w_value, b_value = np.asarray(w.value, dtype=np.float64), float(b.value)
+    if return_status:
+        return w_value, b_value, problem.status
+    return w_value, b_value
 
 
 def _linear_svc_bisection(X, y, rho_sq, loss, *, wd_low=0.001, wd_high=256.0, max_steps=60):
@@ -140,6 +153,8 @@ class AttackEvaluation:
         Weight decay reached by the bisection (``learner="linear_svc"`` only).
     n_convergence_warnings : int
         LinearSVC convergence warnings seen during the bisection.
+    solver_status : str or None
+        cvxpy status of the exact constrained fit (``learner="constrained"``).
     """
 
     total_train_loss: float
@@ -153,6 +168,7 @@ class AttackEvaluation:
     learner: str
     weight_decay: float | None = None
     n_convergence_warnings: int = 0
+    solver_status: str | None = None
 
 
 def evaluate_attack(
@@ -217,9 +233,11 @@ def evaluate_attack(
     loss = check_loss(loss)
     X_all = _stack(X, poison_X)
     y_all = np.concatenate([y, poison_y])
-    weight_decay, n_warn = None, 0
+    weight_decay, n_warn, status = None, 0, None
     if learner == "constrained":
-        w, b = constrained_linear_fit(X_all, y_all, rho_sq=rho_sq, loss=loss)
+        w, b, status = constrained_linear_fit(
+            X_all, y_all, rho_sq=rho_sq, loss=loss, return_status=True
+        )
     elif learner == "linear_svc":
         if loss == "logistic":
             raise ValueError("learner='linear_svc' supports loss='hinge' or 'squared_hinge'.")
@@ -247,6 +265,7 @@ def evaluate_attack(
         learner=learner,
         weight_decay=weight_decay,
         n_convergence_warnings=n_warn,
+        solver_status=status,
     )
 
 

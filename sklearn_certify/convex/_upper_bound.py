@@ -20,7 +20,7 @@ from sklearn_certify.convex._defense import CLASSES, SphereSlabDefense
 from sklearn_certify.convex._losses import check_loss, loss_slope, loss_value
 from sklearn_certify.convex._oracle import make_oracle
 
-__all__ = ["UpperBoundResult", "n_poison_points", "upper_bound"]
+__all__ = ["UpperBoundResult", "n_poison_points", "upper_bound", "worst_case_point"]
 
 #: Margins closer than this count as a tie between the classes (resolved to +1), so
 #: that oracles differing by solver round-off pick the same class.
@@ -97,6 +97,44 @@ class UpperBoundResult:
     def bound_at(self, epsilon: float) -> float:
         """The bound this run's best ``theta`` certifies at another ``epsilon`` (same ``n``)."""
         return self.clean_loss + epsilon * self.poison_loss
+
+
+def worst_case_point(oracle, w: np.ndarray, b: float):
+    """The feasible labelled point with the smallest margin at ``theta = (w, b)``.
+
+    Parameters
+    ----------
+    oracle : ClosedFormOracle or CvxpyOracle
+        A fitted oracle.
+    w : ndarray of shape (n_features,)
+    b : float
+
+    Returns
+    -------
+    x : ndarray of shape (n_features,)
+    y : int
+        Its label; margins within ``1e-9`` count as a tie, resolved to +1 as
+        in the released code.
+    margin : float
+        ``y (w . x + b)`` of the returned point.
+    min_margin : float
+        The exact smallest margin over both classes (what the bound uses).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_certify.convex import ClosedFormOracle, SphereSlabDefense
+    >>> X = np.array([[2., 0], [3, 1], [3, -1], [4, 0], [-2, 0], [-3, 1], [-3, -1], [-4, 0]])
+    >>> y = np.array([1, 1, 1, 1, -1, -1, -1, -1])
+    >>> oracle = ClosedFormOracle().fit(SphereSlabDefense(percentile=50).fit(X, y))
+    >>> x, label, margin, _ = worst_case_point(oracle, np.array([0.2, 0.0]), 0.05)
+    >>> x, label, round(margin, 6)
+    (array([-2.5,  0. ]), -1, 0.45)
+    """
+    candidates = oracle.worst_points(w)
+    margins = CLASSES * (candidates @ w + b)
+    j = 1 if margins[1] <= margins[0] + _TIE_TOL else 0
+    return candidates[j], int(CLASSES[j]), float(margins[j]), float(margins.min())
 
 
 def _resolve_defense(defense, X, y) -> SphereSlabDefense:
@@ -178,8 +216,8 @@ def upper_bound(
         the same minimum-margin point.
     attack : {"iterates", "sampled"}, default="iterates"
         Candidate attack. ``"iterates"``: the paper's iterates (all of them when
-        ``max_iter == round(epsilon * n)``, otherwise ``round(epsilon * n)``
-        iterates evenly spaced along the run). ``"sampled"``: the released
+        ``max_iter == round(epsilon * n)``, the paper's setting; otherwise the
+        last ``round(epsilon * n)`` iterates, once the run has settled). ``"sampled"``: the released
         code's uniform sample without replacement, seeded by ``random_state``.
     random_state : int, RandomState instance or None, default=None
         Seed for ``attack="sampled"``.
@@ -243,13 +281,8 @@ def upper_bound(
         coeff = loss_slope(loss, margins) * yf / n
         g_w = np.asarray(X.T @ coeff).ravel()
         g_b = float(coeff.sum())
-        candidates = oracle.worst_points(w)
-        cand_margins = CLASSES * (candidates @ w + b)
-        # Near-ties (within _TIE_TOL) go to +1, as in the released code; the bound
-        # itself always uses the exact worst loss of the two classes.
-        j = 1 if cand_margins[1] <= cand_margins[0] + _TIE_TOL else 0
-        x_t, y_t, m_t = candidates[j], int(CLASSES[j]), float(cand_margins[j])
-        poison_loss = float(loss_value(loss, cand_margins.min()))
+        x_t, y_t, m_t, m_min = worst_case_point(oracle, w, b)
+        poison_loss = float(loss_value(loss, m_min))
         bound = clean_loss + eps_eff * poison_loss
         trace["upper_bound"][t] = bound
         trace["clean_loss"][t] = clean_loss
@@ -276,7 +309,7 @@ def upper_bound(
     elif k == 0:
         idx = np.empty(0, dtype=int)
     else:
-        idx = np.unique(np.round(np.linspace(0, max_iter - 1, k)).astype(int))
+        idx = np.arange(max_iter - k, max_iter)  # the last k iterates (all if T == k)
     return UpperBoundResult(
         upper_bound=float(bound),
         epsilon=epsilon,
