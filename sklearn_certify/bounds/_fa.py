@@ -147,38 +147,19 @@ def fa_vote_counts(learner_predictions, n_classes: int) -> np.ndarray:
     return counts.reshape(n_samples, n_classes + 1)[:, 1:].astype(np.int64)
 
 
-def _bucket_class_counts(preds, n_classes, shifts, width):
-    """Per bucket, how many of its learners predict each class, bit-packed.
+def _bucket_counts(is_class, shifts, dtype):
+    """Per bucket, how many of its learners have ``is_class`` set (rows independent).
 
-    Returns a list of (first_class, packed) pairs; ``packed[i, b] >> (width *
-    (c - first_class)) & mask`` is the number of learners in bucket ``b`` that
-    predict class ``c`` for row ``i``.
+    Bucket ``b`` holds learners ``(b + s) mod n`` for ``s`` in ``shifts``, so its
+    count is a sum of the indicator cyclically shifted left by each ``s``.
     """
-    n_learners = preds.shape[1]
-    per_word = 63 // width
-    groups = []
-    for first in range(0, n_classes, per_word):
-        local = preds - first
-        inside = (local >= 0) & (local < per_word)
-        unit = np.where(inside, np.left_shift(1, width * np.where(inside, local, 0)), 0)
-        packed = np.zeros_like(unit)
-        for s in shifts:
-            # bucket b gets learner (b + s) mod n: a cyclic shift left by s.
-            packed[:, : n_learners - s] += unit[:, s:]
-            packed[:, n_learners - s :] += unit[:, :s]
-        groups.append((first, packed))
-    return groups
-
-
-def _extract(groups, rows, classes, width, per_word, mask):
-    """Counts of class ``classes[i]`` in every bucket of packed row ``rows[i]``."""
-    out = np.zeros((classes.shape[0], groups[0][1].shape[1]), dtype=np.int64)
-    for first, packed in groups:
-        in_group = (classes >= first) & (classes < first + per_word)
-        if np.any(in_group):
-            offset = (width * (classes[in_group] - first))[:, None]
-            out[in_group] = np.right_shift(packed[rows[in_group]], offset) & mask
-    return out
+    n_learners = is_class.shape[1]
+    indicator = is_class.astype(dtype)
+    counts = np.zeros_like(indicator)
+    for s in shifts:
+        counts[:, : n_learners - s] += indicator[:, s:]
+        counts[:, n_learners - s :] += indicator[:, :s]
+    return counts
 
 
 def _greedy_from_histogram(hist, gap):
@@ -213,29 +194,32 @@ def _fa_radius_chunk(preds, n_classes, spread, shifts):
     gaps[rows, prediction] = np.iinfo(np.int64).max
     order = np.argsort(gaps, axis=1, kind="stable")[:, : n_classes - 1]
 
-    width = int(spread).bit_length()
-    per_word = 63 // width
-    mask = (1 << width) - 1
-    groups = _bucket_class_counts(preds, n_classes, shifts, width)
-    pred_in_bucket = _extract(groups, rows, prediction, width, per_word, mask)
+    dtype = np.int8 if spread < 128 else np.int64
+    pred_in_bucket = _bucket_counts(preds == prediction[:, None], shifts, dtype).astype(np.int64)
     n_values = 2 * spread + 1
+    # A poisoned bucket can turn each of its learners to the challenger c: a learner
+    # voting for the prediction closes the gap by 2, one voting elsewhere (or
+    # abstaining) by 1, one already voting for c by 0. So the bucket's power is
+    # spread + (#learners voting the prediction) - (#learners voting c), and the
+    # bound power <= spread + (#voting the prediction) holds for every challenger.
+    keys_upper = rows[:, None] * n_values + spread + pred_in_bucket
+    hist_upper = np.bincount(keys_upper.ravel(), minlength=n_rows * n_values)
+    hist_upper = hist_upper.reshape(n_rows, n_values)
     best = np.full(n_rows, np.iinfo(np.int64).max, dtype=np.int64)
     for rank in range(n_classes - 1):
         challenger = order[:, rank]
         gap = gaps[rows, challenger]
-        # Every bucket moves the gap by at most 2*spread, so r_c >= gap // (2*spread):
-        # a challenger whose lower bound already reaches the best cannot lower it.
-        active = gap // (2 * spread) < best
+        # Larger powers fit fewer buckets in the gap, so the greedy on the upper-bound
+        # powers is a lower bound on this challenger's radius: skip it when that
+        # already reaches the best radius found (the minimum cannot change).
+        active = _greedy_from_histogram(hist_upper, gap) < best
         if not np.any(active):
             continue
         idx = np.flatnonzero(active)
-        challenger_in_bucket = _extract(groups, idx, challenger[idx], width, per_word, mask)
-        # A poisoned bucket can turn each of its learners to the challenger: a learner
-        # voting for the prediction closes the gap by 2, one voting elsewhere (or
-        # abstaining) by 1, one already voting for the challenger by 0.
-        power = spread + pred_in_bucket[idx] - challenger_in_bucket
-        keys = (np.arange(idx.size)[:, None] * n_values + power).ravel()
-        hist = np.bincount(keys, minlength=idx.size * n_values).reshape(idx.size, n_values)
+        challenger_in_bucket = _bucket_counts(preds[idx] == challenger[idx, None], shifts, dtype)
+        keys = keys_upper[idx] - idx[:, None] * n_values + np.arange(idx.size)[:, None] * n_values
+        keys -= challenger_in_bucket
+        hist = np.bincount(keys.ravel(), minlength=idx.size * n_values).reshape(idx.size, n_values)
         best[idx] = np.minimum(best[idx], _greedy_from_histogram(hist, gap[idx]))
     return prediction.astype(np.int64), best
 
