@@ -7,8 +7,9 @@ longer a convex problem. Following the released MATLAB code of Steinhardt, Koh
 
 * restricts the poison to four locations per step: ``x_a+``, ``x_b+``,
   ``x_a-``, ``x_b-`` (the ``a`` points incur loss, with the hinge kept linear by
-  requiring their margin to be at most 1; the ``b`` points only drag the
-  centroids), with masses that sum to ``epsilon``;
+  requiring their margin to be at most 1, or, when a class cannot reach
+  margin 1, giving it zero loss; the ``b`` points only drag the centroids),
+  with masses that sum to ``epsilon``;
 * relaxes the choice of locations to a semidefinite programme over the 7x7
   Gram matrix of ``[x_a+, x_b+, x_a-, x_b-, mu_+, mu_-, w]``, whose lower-right
   3x3 block is fixed to the true Gram matrix of the clean centroids and ``w``;
@@ -94,10 +95,16 @@ class DataDependentEstimate:
 
 
 class _GramSDP:
-    """One DPP-compiled SDP reused for every mass split and every theta."""
+    """DPP-compiled SDPs reused for every mass split and every theta.
+
+    The main problem imposes margin <= 1 on both loss-bearing points (so their
+    hinge is linear), as the released code does. When that is infeasible (a
+    class cannot reach margin 1 inside its moved sphere and slab), the variants
+    that drop one or both of those requirements, together with that point's
+    (then zero) loss, are solved instead and the best is kept.
+    """
 
     def __init__(self, r_sq, s_sq, sphere: bool, slab: bool, solver, solver_options):
-        self.G = G = cp.Variable((7, 7), PSD=True)
         self.fixed = cp.Parameter((3, 3), symmetric=True)
         self.obj_matrix = cp.Parameter((7, 7), symmetric=True)
         self.obj_const = cp.Parameter()
@@ -105,19 +112,54 @@ class _GramSDP:
         self.sphere_mats = [cp.Parameter((7, 7), symmetric=True) for _ in range(4)]
         self.slab_mats = [cp.Parameter((7, 7)) for _ in range(4)]
         self.gap_mat = cp.Parameter((7, 7), symmetric=True)
-        cons = [G[4:7, 4:7] == self.fixed]
-        cons += [G[_XA_POS, _W] + self.bias <= 1, -G[_XA_NEG, _W] - self.bias <= 1]
-        for i in range(4):
-            k = 1 if _POINT_LABELS[i] == 1 else 0
-            if sphere:
-                cons.append(cp.sum(cp.multiply(self.sphere_mats[i], G)) <= r_sq[k])
-            if slab:
-                offset = cp.sum(cp.multiply(self.slab_mats[i], G))
-                cons.append(cp.square(offset) <= s_sq[k] * cp.sum(cp.multiply(self.gap_mat, G)))
-        objective = self.obj_const + cp.sum(cp.multiply(self.obj_matrix, G))
-        self.problem = cp.Problem(cp.Maximize(objective), cons)
+        self.r_sq, self.s_sq, self.sphere, self.slab = r_sq, s_sq, sphere, slab
         self.solver = solver or cp.CLARABEL
         self.solver_options = solver_options or {}
+        self.variants = {}
+
+    def _variant(self, sv_pos: bool, sv_neg: bool):
+        key = (sv_pos, sv_neg)
+        if key not in self.variants:
+            G = cp.Variable((7, 7), PSD=True)
+            cons = [G[4:7, 4:7] == self.fixed]
+            if sv_pos:
+                cons.append(G[_XA_POS, _W] + self.bias <= 1)
+            if sv_neg:
+                cons.append(-G[_XA_NEG, _W] - self.bias <= 1)
+            for i in range(4):
+                k = 1 if _POINT_LABELS[i] == 1 else 0
+                if self.sphere:
+                    cons.append(cp.sum(cp.multiply(self.sphere_mats[i], G)) <= self.r_sq[k])
+                if self.slab:
+                    offset = cp.sum(cp.multiply(self.slab_mats[i], G))
+                    gap = cp.sum(cp.multiply(self.gap_mat, G))
+                    cons.append(cp.square(offset) <= self.s_sq[k] * gap)
+            objective = self.obj_const + cp.sum(cp.multiply(self.obj_matrix, G))
+            self.variants[key] = (cp.Problem(cp.Maximize(objective), cons), G)
+        return self.variants[key]
+
+    def _solve_variant(self, sv_pos, sv_neg, masses, b, fixed):
+        e_ap, _, e_an, _ = masses
+        e_ap, e_an = (e_ap if sv_pos else 0.0), (e_an if sv_neg else 0.0)
+        C = np.zeros((7, 7))
+        C[_XA_POS, _W] = C[_W, _XA_POS] = -e_ap / 2
+        C[_XA_NEG, _W] = C[_W, _XA_NEG] = e_an / 2
+        self.obj_matrix.value = C
+        self.obj_const.value = e_ap * (1 - b) + e_an * (1 + b)
+        problem, G = self._variant(sv_pos, sv_neg)
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+                problem.solve(solver=self.solver, **self.solver_options)
+        except cp.error.SolverError:
+            return None, math.inf, None
+        status = problem.status
+        if status not in ("optimal", "optimal_inaccurate") or G.value is None:
+            return status, math.inf, None
+        scale = max(1.0, float(np.abs(fixed).max()))
+        if np.abs(G.value[4:7, 4:7] - fixed).max() > _FIXED_BLOCK_TOL * scale:
+            return "fixed block violated", math.inf, None
+        return status, float(problem.value), G.value.copy()
 
     def solve(self, masses, p, fixed, b):
         """Return (value, G) for one mass split, or (inf, None) on failure."""
@@ -137,24 +179,20 @@ class _GramSDP:
         self.gap_mat.value = np.outer(delta, delta)
         self.fixed.value = fixed
         self.bias.value = b
-        C = np.zeros((7, 7))
-        C[_XA_POS, _W] = C[_W, _XA_POS] = -e_ap / 2
-        C[_XA_NEG, _W] = C[_W, _XA_NEG] = e_an / 2
-        self.obj_matrix.value = C
-        self.obj_const.value = e_ap * (1 - b) + e_an * (1 + b)
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-                self.problem.solve(solver=self.solver, **self.solver_options)
-        except cp.error.SolverError:
+        status, val, G = self._solve_variant(True, True, masses, b, fixed)
+        if status in ("infeasible", "infeasible_inaccurate"):
+            best = (-math.inf, None)
+            for key in ((True, False), (False, True)):
+                _, v, g = self._solve_variant(*key, masses, b, fixed)
+                if g is not None and v > best[0]:
+                    best = (v, g)
+            if best[1] is None:
+                _, v, g = self._solve_variant(False, False, masses, b, fixed)
+                best = (v, g)
+            val, G = best
+        if G is None:
             return math.inf, None
-        G = self.G.value
-        if self.problem.status not in ("optimal", "optimal_inaccurate") or G is None:
-            return math.inf, None
-        scale = max(1.0, float(np.abs(fixed).max()))
-        if np.abs(G[4:7, 4:7] - fixed).max() > _FIXED_BLOCK_TOL * scale:
-            return math.inf, None
-        return float(self.problem.value), G
+        return val, G
 
 
 def _realise(G, basis, coords, extra):
