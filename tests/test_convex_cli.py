@@ -1,0 +1,63 @@
+"""``python -m sklearn_certify bound``: bundled data, .npz and .csv input, outputs, errors."""
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sklearn_certify.cli import COMMAND_MODULES, main
+
+FAST = ["--max-iter", "100", "--epsilons", "0", "0.05"]
+
+
+def _read(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_bound_is_registered():
+    assert "bound" in COMMAND_MODULES
+
+
+def test_bound_on_bundled_digits(tmp_path, capsys):
+    assert main(["bound", "--out", str(tmp_path), *FAST]) == 0
+    rows = _read(tmp_path / "bound_curve.csv")
+    assert [float(r["epsilon"]) for r in rows] == [0.0, 0.05]
+    for r in rows:
+        assert float(r["attack_total_train_loss"]) <= float(r["upper_bound"]) + 1e-6
+    assert (tmp_path / "bound_curve.png").stat().st_size > 1000
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_bound_on_npz_and_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(1, 1, (30, 3)), rng.normal(-1, 1, (30, 3))])
+    y = np.repeat([1, -1], 30)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    assert main(["bound", "--data", str(tmp_path / "d.npz"), "--rho-sq", "1",
+                 "--out", str(tmp_path / "npz"), *FAST]) == 0
+    assert len(_read(tmp_path / "npz" / "bound_curve.csv")) == 2
+    table = np.column_stack([y, X])
+    np.savetxt(tmp_path / "d.csv", table, delimiter=",", header="label,a,b,c", comments="")
+    assert main(["bound", "--data", str(tmp_path / "d.csv"), "--label-column", "label",
+                 "--out", str(tmp_path / "csv"), "--oracle", "cvxpy", *FAST]) == 0
+    assert len(_read(tmp_path / "csv" / "bound_curve.csv")) == 2
+
+
+def test_bound_errors(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "bad.npz", X=rng.normal(size=(20, 2)), y=np.repeat([0, 1], 10))
+    with pytest.raises(ValueError, match=r"np.where"):
+        main(["bound", "--data", str(tmp_path / "bad.npz"), "--out", str(tmp_path), *FAST])
+    with pytest.raises(SystemExit, match="no such file"):
+        main(["bound", "--data", str(tmp_path / "missing.npz")])
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        main(["bound", "--epsilons", "1.2", "--out", str(tmp_path)])
+
+
+def test_module_entry_point_help():
+    out = subprocess.run([sys.executable, "-m", "sklearn_certify", "bound", "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "--epsilons" in out and "--rho-sq" in out
