@@ -11,7 +11,7 @@ import argparse
 import importlib
 
 #: Modules of this package that each add one sub-command.
-COMMAND_MODULES: tuple[str, ...] = ("bound",)
+COMMAND_MODULES: tuple[str, ...] = ("bound", "demo", "certify")
 
 
 def build_parser() -> argparse.ArgumentParser:
