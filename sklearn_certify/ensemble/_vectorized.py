@@ -61,6 +61,7 @@ _ITER_KEYS = {
     "timeout",
 }
 _DEFAULT_MEMORY_BUDGET = 1 << 29  # bytes of training state per chunk (512 MiB)
+_TENSOR_CAP = 1 << 24  # bytes of the largest stacked tensor of a chunk (16 MiB)
 
 
 class _Config:
@@ -180,8 +181,8 @@ def _probe_module(net, X, n_classes: int):
         raise _Unsupported(
             f"the module's output {shape} is not one (n_rows, n_classes={n_classes}) tensor"
         )
-    per_member = sum(p.numel() for p in module.parameters())
-    return per_member
+    sizes = [p.numel() for p in module.parameters()]
+    return sum(sizes), max(sizes)
 
 
 def check_vectorizable(net, X, n_classes: int):
@@ -194,14 +195,28 @@ def check_vectorizable(net, X, n_classes: int):
 
 
 def auto_chunk_size(
-    config: _Config, n_params: int, row_numel: int, n_members_total: int, memory_budget: int | None
+    config: _Config,
+    n_params: tuple[int, int],
+    row_numel: int,
+    n_members_total: int,
+    memory_budget: int | None,
 ) -> int:
-    """Chunk size from the module's memory needs and the total number of members (never from the
-    data sizes or from which members are present)."""
+    """Members per chunk, from the module's size and the total number of member ids.
+
+    Never depends on data sizes or on which members are present. Two limits: the chunk's
+    training state (parameters, gradients, two optimizer states, temporaries and a few copies
+    of the batch) stays under ``memory_budget``; and no single stacked tensor exceeds
+    ``_TENSOR_CAP`` bytes, so the allocator can recycle them between steps instead of mapping
+    fresh pages each step (page faults otherwise dominate on CPU).
+    """
+    total, largest = n_params
     budget = _DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
-    # params, grads, two optimizer states and temporaries, plus a few copies of the batch
-    per_member = 4 * (6 * n_params + 8 * config.batch_size * max(row_numel, config.n_classes))
-    cap = max(1, budget // per_member)
+    batch = config.batch_size * max(row_numel, config.n_classes)
+    per_member = 4 * (6 * total + 8 * batch)
+    cap = budget // per_member
+    if config.device.type == "cpu":  # the CUDA caching allocator recycles blocks by itself
+        cap = min(cap, _TENSOR_CAP // (4 * max(largest, batch)))
+    cap = max(1, cap)
     n_chunks = math.ceil(n_members_total / cap)
     return math.ceil(n_members_total / n_chunks)
 

@@ -1,0 +1,247 @@
+"""Vectorized engine: agreement with the loop engine, exact independence, fallbacks."""
+
+import numpy as np
+import pytest
+import torch
+from skorch import NeuralNet, NeuralNetClassifier
+
+from sklearn_certify.datasets import load_digits
+from sklearn_certify.ensemble import EngineFallbackWarning, fit_members, member_outputs
+
+
+class TinyMLP(torch.nn.Module):
+    def __init__(self, n_in=64, hidden=16, n_out=10, softmax=False):
+        super().__init__()
+        self.l1 = torch.nn.Linear(n_in, hidden)
+        self.l2 = torch.nn.Linear(hidden, n_out)
+        self.softmax = softmax
+
+    def forward(self, x):
+        out = self.l2(torch.relu(self.l1(x)))
+        return torch.softmax(out, dim=-1) if self.softmax else out
+
+
+class TinyCNN(torch.nn.Module):
+    def __init__(self, channels=4):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, channels, 3)
+        self.head = torch.nn.Linear(channels * 36, 10)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.conv(x)).flatten(1))
+
+
+class BNMLP(TinyMLP):
+    def __init__(self):
+        super().__init__()
+        self.bn = torch.nn.BatchNorm1d(16)
+
+    def forward(self, x):
+        return self.l2(torch.relu(self.bn(self.l1(x))))
+
+
+class DropMLP(TinyMLP):
+    def forward(self, x):
+        return self.l2(torch.nn.functional.dropout(torch.relu(self.l1(x)), 0.5, self.training))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits()
+    return X[:600], y[:600]
+
+
+def _subsets(n, sizes, seed=0):
+    perm = np.random.default_rng(seed).permutation(n)
+    out, start = [], 0
+    for s in sizes:
+        out.append(perm[start : start + s])
+        start += s
+    return out, perm[start:]
+
+
+def _net(module=TinyMLP, **kw):
+    params = dict(
+        criterion=torch.nn.CrossEntropyLoss,
+        max_epochs=3,
+        batch_size=8,
+        lr=0.1,
+        iterator_train__shuffle=True,
+    )
+    params.update(kw)
+    return NeuralNetClassifier(module, **params)
+
+
+def _params(net):
+    return [p.detach().clone() for p in net.module_.parameters()]
+
+
+def _equal(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+CONFIGS = {
+    "sgd": dict(),
+    "sgd_momentum_wd_nesterov": dict(
+        optimizer__momentum=0.9, optimizer__weight_decay=1e-3, optimizer__nesterov=True
+    ),
+    "sgd_dampening": dict(optimizer__momentum=0.5, optimizer__dampening=0.3),
+    "adam": dict(optimizer=torch.optim.Adam, lr=0.01, optimizer__weight_decay=1e-3),
+    "nll_softmax": dict(criterion=torch.nn.NLLLoss, module__softmax=True),
+    "ce_weighted": dict(criterion__weight=torch.linspace(0.5, 1.5, 10)),
+    "ce_label_smoothing": dict(criterion__label_smoothing=0.1),
+    "no_shuffle": dict(iterator_train__shuffle=False),
+}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_vectorized_matches_loop(digits, name):
+    """Same seeds, same schedule: the two engines train the same weights up to float rounding."""
+    X, y = digits
+    subsets, _ = _subsets(len(X), [23, 40, 17, 8])
+    net = _net(**CONFIGS[name])
+    kw = dict(n_classes=10, random_state=11)
+    loop = fit_members(net, X, y, subsets, engine="loop", **kw)
+    vec = fit_members(net, X, y, subsets, engine="vectorized", **kw)
+    for a, b in zip(loop, vec, strict=True):
+        for pa, pb in zip(_params(a), _params(b), strict=True):
+            torch.testing.assert_close(pa, pb, rtol=0, atol=2e-5)
+
+
+def test_vectorized_cnn_on_images_matches_loop():
+    X, y = load_digits(shape="image")
+    X, y = X[:300], y[:300]
+    subsets, _ = _subsets(len(X), [30, 25, 41])
+    net = _net(TinyCNN, optimizer__momentum=0.9, max_epochs=2)
+    loop = fit_members(net, X, y, subsets, n_classes=10, random_state=0, engine="loop")
+    vec = fit_members(net, X, y, subsets, n_classes=10, random_state=0, engine="vectorized")
+    for a, b in zip(loop, vec, strict=True):
+        for pa, pb in zip(_params(a), _params(b), strict=True):
+            torch.testing.assert_close(pa, pb, rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 3])
+@pytest.mark.parametrize(
+    "opt",
+    [dict(optimizer__momentum=0.9, optimizer__weight_decay=1e-2), dict(optimizer=torch.optim.Adam)],
+    ids=["sgd_momentum_wd", "adam"],
+)
+def test_exact_partition_independence_vectorized(digits, chunk_size, opt):
+    """Insert into / delete from the largest subset, omit a member: the others are bit-identical.
+
+    Sizes straddle batch boundaries so members finish at different steps (padding and masked
+    no-op steps are exercised, also with momentum and weight decay that must not move a
+    finished member).
+    """
+    X, y = digits
+    sizes = [24, 17, 9, 40, 31, 16, 8]  # largest: 40 = 5 batches of 8; +1 -> 6 batches
+    subsets, rest = _subsets(len(X), sizes, seed=3)
+    big = int(np.argmax(sizes))
+    net = _net(**opt)
+    kw = dict(
+        n_classes=10,
+        random_state=5,
+        engine="vectorized",
+        chunk_size=chunk_size,
+        n_members_total=len(sizes),
+    )
+    ref = [_params(m) for m in fit_members(net, X, y, subsets, **kw)]
+    for change in ("insert", "delete"):
+        changed = list(subsets)
+        changed[big] = (
+            np.concatenate([subsets[big], rest[:1]]) if change == "insert" else subsets[big][:-1]
+        )
+        new = fit_members(net, X, y, changed, **kw)
+        assert not _equal(_params(new[big]), ref[big])
+        for i in range(len(sizes)):
+            if i != big:
+                assert _equal(_params(new[i]), ref[i]), (change, i)
+    keep = [0, 1, 3, 5, 6]
+    partial = fit_members(net, X, y, [subsets[i] for i in keep], member_ids=keep, **kw)
+    for m, i in zip(partial, keep, strict=True):
+        assert _equal(_params(m), ref[i])
+
+
+def test_vectorized_n_jobs_and_results_are_ordinary_nets(digits):
+    X, y = digits
+    subsets, _ = _subsets(len(X), [20, 30, 25, 35, 10])
+    net = _net(optimizer__momentum=0.9)
+    kw = dict(n_classes=10, random_state=1, engine="vectorized", chunk_size=2)
+    one = fit_members(net, X, y, subsets, n_jobs=1, **kw)
+    two = fit_members(net, X, y, subsets, n_jobs=2, **kw)
+    for a, b in zip(one, two, strict=True):
+        assert _equal(_params(a), _params(b))
+        assert type(a) is NeuralNetClassifier
+        assert a.device == "cpu" and a.train_split is None
+        proba = a.predict_proba(X[:7])
+        assert proba.shape == (7, 10)
+        np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
+        assert list(a.classes_) == list(range(10))
+    assert not hasattr(net, "module_")
+
+
+def test_auto_uses_vectorized_engine_for_supported_nets(digits, monkeypatch):
+    import sklearn_certify.ensemble as ens
+
+    calls = []
+    original = ens.fit_vectorized
+    monkeypatch.setattr(ens, "fit_vectorized", lambda *a, **k: calls.append(1) or original(*a, **k))
+    X, y = digits
+    fit_members(_net(), X, y, [np.arange(20)], n_classes=10, random_state=0)
+    assert calls == [1]
+
+
+@pytest.mark.parametrize(
+    "net, reason",
+    [
+        (_net(BNMLP), "buffers"),
+        (_net(DropMLP), "vmap cannot run"),
+        (_net(optimizer=torch.optim.RMSprop), "optimizer"),
+        (_net(criterion=torch.nn.MultiMarginLoss), "criterion"),
+        (_net(batch_size=-1), "batch_size"),
+        (_net(callbacks=[("lr", __import__("skorch").callbacks.LRScheduler())]), "callbacks"),
+    ],
+    ids=["batchnorm", "dropout", "rmsprop", "criterion", "full_batch", "callbacks"],
+)
+def test_fallback_to_loop_with_warning(digits, net, reason):
+    X, y = digits
+    subsets, _ = _subsets(len(X), [20, 24])
+    with pytest.warns(EngineFallbackWarning, match=reason):
+        members = fit_members(net, X, y, subsets, n_classes=10, random_state=0)
+    loop = fit_members(net, X, y, subsets, n_classes=10, random_state=0, engine="loop")
+    for a, b in zip(members, loop, strict=True):
+        assert _equal(_params(a), _params(b))
+
+
+def test_plain_neuralnet_and_vectorized_outputs(digits):
+    """NeuralNet (not a classifier) bases work; vmapped outputs match each net's forward."""
+    X, y = digits
+    subsets, _ = _subsets(len(X), [30, 30, 30])
+    net = NeuralNet(
+        TinyMLP, criterion=torch.nn.CrossEntropyLoss, max_epochs=2, batch_size=16, lr=0.1
+    )
+    members = fit_members(net, X, y, subsets, n_classes=10, random_state=0, engine="vectorized")
+    out = member_outputs(members, X[:50], n_classes=10)
+    for j, m in enumerate(members):
+        ref = m.forward(X[:50]).numpy()
+        np.testing.assert_allclose(out[:, j], ref, rtol=1e-5, atol=1e-5)
+
+
+def test_verbose_and_cuda_device_request(digits, capsys):
+    X, y = digits
+    fit_members(
+        _net(), X, y, [np.arange(20), np.arange(20, 40)], n_classes=10, random_state=0, verbose=2
+    )
+    assert "training chunks" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        return
+    members = fit_members(
+        _net(device="cuda"),
+        X,
+        y,
+        [np.arange(20)],
+        n_classes=10,
+        random_state=0,
+        engine="vectorized",
+    )
+    assert next(members[0].module_.parameters()).is_cuda
