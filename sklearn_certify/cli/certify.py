@@ -18,16 +18,18 @@ import numpy as np
 __all__ = ["BASE_ESTIMATORS", "add_parser", "load_table", "run"]
 
 #: Base estimators the command line can build (each preprocesses inside the member: sound).
-BASE_ESTIMATORS = ("logreg", "tree", "knn")
+BASE_ESTIMATORS = ("ridge", "logreg", "tree", "knn")
 
 
 def _base_estimator(name: str):
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression, RidgeClassifier
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.tree import DecisionTreeClassifier
 
+    if name == "ridge":
+        return make_pipeline(StandardScaler(), RidgeClassifier())
     if name == "logreg":
         return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     if name == "tree":
@@ -162,7 +164,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--base",
         choices=BASE_ESTIMATORS,
-        default="logreg",
+        default="ridge",
         help="base estimator per partition (default: %(default)s)",
     )
     parser.add_argument("--n-jobs", type=int, default=None, help="parallel jobs for training")
