@@ -424,6 +424,7 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
                     engine=self.engine,
                     n_jobs=self.n_jobs,
                     verbose=self.verbose,
+                    n_members_total=n_members,
                 )
             except ValueError as exc:
                 smallest = int(sizes[train_ids].min())
