@@ -92,7 +92,13 @@ class SphereSlabDefense(BaseEstimator):
     array([ True, False])
     """
 
-    def __init__(self, percentile=70, sphere=True, slab=True, data_dependent=False):
+    def __init__(
+        self,
+        percentile: float = 70,
+        sphere: bool = True,
+        slab: bool = True,
+        data_dependent: bool = False,
+    ):
         self.percentile = percentile
         self.sphere = sphere
         self.slab = slab
@@ -109,7 +115,7 @@ class SphereSlabDefense(BaseEstimator):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}.")
         return float(p)
 
-    def fit(self, X, y):
+    def fit(self, X, y) -> SphereSlabDefense:
         """Compute centroids, radii and slab widths from clean data.
 
         Parameters
@@ -152,7 +158,7 @@ class SphereSlabDefense(BaseEstimator):
         centroids = _class_centroids(X, y)
         return centroids, (_slab_direction(centroids) if self.slab else None)
 
-    def distances(self, X, y):
+    def distances(self, X, y) -> tuple[np.ndarray, np.ndarray]:
         """Sphere distance and slab offset of each labelled point from its class centroid.
 
         Parameters
@@ -185,7 +191,7 @@ class SphereSlabDefense(BaseEstimator):
             slab_distance = np.abs(np.asarray(X @ v).ravel() - mu @ v)
         return sphere_distance, slab_distance
 
-    def contains(self, X, y, *, rtol: float = 1e-7):
+    def contains(self, X, y, *, rtol: float = 1e-7) -> np.ndarray:
         """Whether each labelled point passes the enabled filters.
 
         Parameters
