@@ -23,7 +23,9 @@ _TIGHT_CLARABEL = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10
 
 
 def max_linear_sphere_slab(c, mu, v, r, s) -> np.ndarray:
-    """Maximise ``c . x`` over a sphere ``||x - mu|| <= r`` cut by a slab ``|v.(x - mu)| <= s``.
+    """Maximise the linear objective ``c @ x`` over a sphere cut by a slab.
+
+    The feasible set is ``||x - mu|| <= r`` and ``|v @ (x - mu)| <= s``.
 
     The problem reduces to two dimensions (the directions ``v`` and the part of
     ``c`` orthogonal to it): if the sphere's tangent point ``mu + r c/||c||``
