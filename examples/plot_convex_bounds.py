@@ -90,7 +90,9 @@ for name, curve in curves.items():
 # candidate attack turns that into a real increase in test error (from about
 # 10% to about 17% with 5% poison). The slab along the centroid difference
 # does not constrain the weak label-carrying directions, and the spheres are
-# wide, so poison can sit far on the wrong side of the boundary.
+# wide, so poison can sit far on the wrong side of the boundary. Beyond 5%
+# the candidate attack falls below U*: either the bound is loose there or this
+# attack is not the strongest one -- the certificate cannot tell which.
 #
 # What the candidate attack looks like on digits: every poison point is the
 # worst point of the sphere/slab for some iterate, i.e. it sits on the boundary
