@@ -184,7 +184,7 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         Fitted clone of ``feature_extractor`` (label-flip mode only).
     n_features_in_ : int
         Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen in ``fit``, when ``X`` has string column names.
 
     See Also
@@ -681,6 +681,26 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             unit=unit,
             votes=votes,
         )
+
+    def score(self, X, y) -> float:
+        """Clean accuracy of :meth:`predict` on ``X`` against ``y``.
+
+        For certified accuracy at an attack size use
+        :func:`sklearn_certify.metrics.make_certified_scorer`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Test rows.
+        y : array-like of shape (n_samples,)
+            True labels.
+
+        Returns
+        -------
+        score : float
+            Fraction of rows predicted correctly.
+        """
+        return float(np.mean(self.predict(X) == np.asarray(y)))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
