@@ -24,7 +24,7 @@ import numpy as np
 
 from sklearn_certify.ensemble._loop import make_member
 from sklearn_certify.ensemble._seeding import shuffle_seed, torch_init_seed
-from sklearn_certify.ensemble._skorch import torch_seeded
+from sklearn_certify.ensemble._skorch import configure_member_net, torch_seeded
 
 _SGD_KEYS = {
     "lr",
@@ -221,6 +221,44 @@ def auto_chunk_size(
     return math.ceil(n_members_total / n_chunks)
 
 
+_MIRROR_OK: bool | None = None
+
+
+def _mirror_orders(n: int, epochs: int, gen) -> list:
+    # What DataLoader(shuffle=True, generator=gen) draws per epoch: one int64 base seed for the
+    # iterator, then RandomSampler's randperm (used) and a trailing randperm(n)[:0] (discarded).
+    import torch
+
+    orders = []
+    for _ in range(epochs):
+        torch.empty((), dtype=torch.int64).random_(generator=gen)
+        orders.append(torch.randperm(n, generator=gen).numpy())
+        torch.randperm(n, generator=gen)
+    return orders
+
+
+def _loader_orders(n: int, epochs: int, gen) -> list:
+    import torch
+
+    loader = torch.utils.data.DataLoader(torch.arange(n), batch_size=n, shuffle=True, generator=gen)
+    return [np.concatenate([b.numpy() for b in loader]) for _ in range(epochs)]
+
+
+def _mirror_matches_dataloader() -> bool:
+    """Check once per process that the fast mirror draws exactly what DataLoader draws."""
+    global _MIRROR_OK
+    if _MIRROR_OK is None:
+        import torch
+
+        ok = True
+        for n, seed in ((1, 0), (7, 1), (50, 2)):
+            a = _mirror_orders(n, 3, torch.Generator().manual_seed(seed))
+            b = _loader_orders(n, 3, torch.Generator().manual_seed(seed))
+            ok = ok and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+        _MIRROR_OK = ok
+    return _MIRROR_OK
+
+
 def _epoch_orders(n: int, epochs: int, seed: int, shuffle: bool):
     """Row order of each epoch, drawn exactly as skorch's DataLoader draws it."""
     import torch
@@ -228,8 +266,9 @@ def _epoch_orders(n: int, epochs: int, seed: int, shuffle: bool):
     if not shuffle:
         return [np.arange(n)] * epochs
     gen = torch.Generator().manual_seed(seed)
-    loader = torch.utils.data.DataLoader(torch.arange(n), batch_size=n, shuffle=True, generator=gen)
-    return [np.concatenate([b.numpy() for b in loader]) for _ in range(epochs)]
+    if _mirror_matches_dataloader():
+        return _mirror_orders(n, epochs, gen)
+    return _loader_orders(n, epochs, gen)  # pragma: no cover - a torch with other draws
 
 
 def _schedule(sizes, offsets, seeds, config: _Config, slots, chunk_size: int):
@@ -250,6 +289,37 @@ def _schedule(sizes, offsets, seeds, config: _Config, slots, chunk_size: int):
                 cnt[t, slot] = k
                 t += 1
     return idx, cnt, T
+
+
+def _member_factory(net, n_classes: int):
+    """Build configured member nets; equal to ``make_member`` but without a full clone each.
+
+    ``make_member`` clones the net and seeds ``*random_state`` params; a net without such params
+    is rebuilt from one cloned parameter dict (mutable values copied per member), which is the
+    same object ``clone`` would build at a fraction of the cost.
+    """
+    import copy
+
+    from sklearn.base import clone
+
+    if any(k == "random_state" or k.endswith("__random_state") for k in net.get_params(deep=True)):
+        return lambda random_state, mid: make_member(net, random_state, mid, n_classes)
+    params = clone(net).get_params(deep=False)
+    mutable = {k for k, v in params.items() if not _immutable(v)}
+
+    def make(random_state, mid):
+        kwargs = {k: (copy.deepcopy(v) if k in mutable else v) for k, v in params.items()}
+        member = type(net)(**kwargs)
+        configure_member_net(member, n_classes, shuffle_seed(random_state, mid))
+        return member
+
+    return make
+
+
+def _immutable(value) -> bool:
+    return (
+        value is None or isinstance(value, (bool, int, float, str, type, tuple)) or callable(value)
+    )
 
 
 def train_chunk(
@@ -274,8 +344,9 @@ def train_chunk(
 
     # members: configured clones, initialised under their own seed (as the loop engine does)
     members = []
+    make = _member_factory(net, n_classes)
     for mid in member_ids:
-        member = make_member(net, random_state, int(mid), n_classes)
+        member = make(random_state, int(mid))
         with torch_seeded(torch_init_seed(random_state, int(mid)), [member]):
             member.initialize()
         members.append(member)
