@@ -245,3 +245,9 @@ def test_verbose_and_cuda_device_request(digits, capsys):
         engine="vectorized",
     )
     assert next(members[0].module_.parameters()).is_cuda
+
+
+def test_dtype_mismatch_is_an_error(digits):
+    X, y = digits
+    with pytest.raises(TypeError, match="float32"):
+        fit_members(_net(), X.astype(np.float64), y, [np.arange(20)], n_classes=10, random_state=0)

@@ -164,6 +164,15 @@ def _probe_module(net, X, n_classes: int):
             "the module has buffers (e.g. BatchNorm running statistics), which would mix the "
             "padded rows into the statistics"
         )
+    first = next(module.parameters(), None)
+    if first is not None and first.is_floating_point():
+        x_dtype = torch.as_tensor(np.asarray(X[:1])).dtype
+        if x_dtype != first.dtype:
+            raise TypeError(
+                f"X has dtype {np.asarray(X[:1]).dtype} but the net's parameters are "
+                f"{first.dtype}; skorch nets need matching dtypes. Pass "
+                "X.astype(np.float32) (or build a module of X's dtype)."
+            )
     module.train()
     params, _ = stack_module_state([module, module])
     xb = torch.as_tensor(np.asarray(X[:2])).to(member.device or "cpu")
