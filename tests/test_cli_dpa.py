@@ -3,15 +3,28 @@
 import csv
 import itertools
 import json
+import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import torch
+from threadpoolctl import threadpool_limits
 
 from sklearn_certify.cli import build_parser, main
 from sklearn_certify.cli.certify import load_table
 from sklearn_certify.datasets import load_digits
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Torch/OpenMP threads oversubscribe the cores under ``pytest -n 2``; one per worker."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(previous)
 
 
 def _read_csv(path):
@@ -49,6 +62,7 @@ def test_demo_default_run(tmp_path):
     """The real default demo (30 CNN members, 30 epochs) as users run it."""
     result = subprocess.run(
         [sys.executable, "-m", "sklearn_certify", "demo", "--out", str(tmp_path)],
+        env=dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"),
         capture_output=True,
         text=True,
         check=True,

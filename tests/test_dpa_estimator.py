@@ -15,12 +15,20 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from threadpoolctl import threadpool_limits
 
 from sklearn_certify import DPAClassifier
 from sklearn_certify.bounds import dpa_radius
 from sklearn_certify.datasets import load_digits
 from sklearn_certify.metrics import certified_accuracy, make_certified_scorer
 from sklearn_certify.partition import bucket_of_rows
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """OpenMP/BLAS threads oversubscribe the cores under ``pytest -n 2``; one per worker."""
+    with threadpool_limits(1):
+        yield
 
 
 def _expected_failures(estimator):
@@ -266,6 +274,8 @@ def test_skorch_member_smoke():
 
     X, y = load_digits(split="train")
     X_test, y_test = load_digits(split="test")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
     net = NeuralNetClassifier(
         MLP, criterion=torch.nn.CrossEntropyLoss, max_epochs=8, lr=0.2, batch_size=32, verbose=0
     )
@@ -273,4 +283,5 @@ def test_skorch_member_smoke():
     cert = clf.certify(X_test)
     assert np.mean(cert.prediction == y_test) > 0.7
     again = DPAClassifier(net, n_partitions=5, random_state=0).fit(X, y).certify(X_test)
+    torch.set_num_threads(previous)
     assert np.array_equal(again.radius, cert.radius)

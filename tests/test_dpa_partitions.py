@@ -4,11 +4,19 @@ import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.tree import DecisionTreeClassifier
+from threadpoolctl import threadpool_limits
 
 from sklearn_certify import DPAClassifier
 from sklearn_certify.bounds import dpa_radius, fa_radius, fa_shifts
 from sklearn_certify.datasets import load_digits
 from sklearn_certify.partition import bucket_of_rows, row_digests
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """OpenMP/BLAS threads oversubscribe the cores under ``pytest -n 2``; one per worker."""
+    with threadpool_limits(1):
+        yield
 
 
 class Recorder(ClassifierMixin, BaseEstimator):

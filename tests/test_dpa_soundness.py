@@ -12,10 +12,19 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.neighbors import KNeighborsClassifier
+from threadpoolctl import threadpool_limits
 
 from sklearn_certify import DPAClassifier
 from sklearn_certify.datasets import load_digits
 from sklearn_certify.partition import bucket_of_rows
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """OpenMP/BLAS threads oversubscribe the cores under ``pytest -n 2``; one per worker."""
+    with threadpool_limits(1):
+        yield
+
 
 N_POINTS = 6
 
