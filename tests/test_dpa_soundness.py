@@ -176,3 +176,33 @@ def test_label_flips_within_radius_never_change_prediction(data):
             poisoned = DPAClassifier(KNeighborsClassifier(1), **params).fit(X, y_p)
             holds = poisoned.predict(x[None, :])[0] == cert.prediction[i]
             assert holds == should_hold
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        (dict(n_partitions=20, election="runoff"), ["abstain", "abstain", "constant"]),
+        (dict(n_partitions=10, spread=2, shifts=[0, 1]), ["trained", "abstain", "constant"]),
+    ],
+    ids=["runoff", "fa"],
+)
+def test_degenerate_partitions_under_runoff_and_fa(data, params, status):
+    """Empty buckets (flat-score members under run-off, abstain code under FA) stay sound."""
+    X, y, X_test = data
+    n = params["n_partitions"] * params.get("spread", 1)
+    buckets = bucket_of_rows(X, n)
+    keep = ~np.isin(buckets, [3, 4])  # with shifts [0, 1], FA learner 4 trains buckets 4 and 3
+    majority = np.bincount(y[buckets == 5]).argmax()
+    keep &= ~((buckets == 5) & (y != majority))
+    Xd, yd = X[keep], y[keep]
+    params = dict(params, random_state=0)
+    with pytest.warns(UserWarning, match="partitions are empty"):
+        clf = DPAClassifier(KNeighborsClassifier(1), **params).fit(Xd, yd)
+    assert clf.member_status_[[3, 4, 5]].tolist() == status
+    cert, chosen = _certified_points(clf, X_test)
+    if params.get("election") == "runoff":
+        # The reported round-one votes include the flat-score members (they vote class 0).
+        assert np.all(cert.votes.sum(axis=1) == n)
+    for i in chosen:
+        poisoned, _ = _insertion_attack(clf, Xd, yd, X_test[i], int(cert.radius[i]), params)
+        assert poisoned.predict(X_test[i : i + 1])[0] == cert.prediction[i]

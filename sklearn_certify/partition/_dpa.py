@@ -573,7 +573,10 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         member_votes = self._member_votes(scores)
         n = scores.shape[0]
         votes = np.zeros((n, n_classes), dtype=np.int64)
-        voting = ~abstain
+        # Under run-off an empty member's flat scores take part like any other member's (its
+        # round-one vote is class index 0), so the votes reported are the ones the bound used.
+        runoff = self.election == "runoff" and n_classes > 1
+        voting = np.ones_like(abstain) if runoff else ~abstain
         for c in range(n_classes):
             votes[:, c] = np.sum((member_votes == c) & voting[None, :], axis=1)
         k, d = int(self.n_partitions), int(self.spread)
