@@ -263,10 +263,16 @@ def main(argv=None):
     parser.add_argument("--no-art", action="store_true", help="skip ART")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS subprocess")
     parser.add_argument("--cases", default="digits,mnist,loop", help="comma-separated subset")
-    parser.add_argument("--batch-size", type=int, default=64, help="MNIST-shaped batch size")
+    parser.add_argument(
+        "--batch-sizes",
+        default="64,32",
+        help="MNIST-shaped batch sizes for the k=1200 case (the first is used elsewhere)",
+    )
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     parser.add_argument("--child-rss", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    args.batch_size = args.batch_sizes[0]
     args.n = 6_000 if args.quick else 60_000
     args.k_large = 120 if args.quick else 1200
     if args.quick:
@@ -297,22 +303,23 @@ def main(argv=None):
     if cases & {"mnist", "loop"}:
         X, y = mnist_shaped(args.n)
         if "mnist" in cases:
-            rows.append(
-                run_case(
-                    "MNIST-shaped, MLP 784-128-10",
-                    X,
-                    y,
-                    k=args.k_large,
-                    hidden=128,
-                    epochs=2,
-                    batch_size=args.batch_size,
-                    lr=0.05,
-                    repeats=args.repeats,
-                    device=args.device,
-                    with_art=not args.no_art,
-                    loop=False,
+            for batch_size in args.batch_sizes:
+                rows.append(
+                    run_case(
+                        "MNIST-shaped, MLP 784-128-10",
+                        X,
+                        y,
+                        k=args.k_large,
+                        hidden=128,
+                        epochs=2,
+                        batch_size=batch_size,
+                        lr=0.05,
+                        repeats=args.repeats,
+                        device=args.device,
+                        with_art=not args.no_art and batch_size == args.batch_size,
+                        loop=False,
+                    )
                 )
-            )
         if "loop" in cases:
             rows.append(
                 run_case(
@@ -338,7 +345,7 @@ def main(argv=None):
             "--child-rss",
             "--device",
             args.device,
-            "--batch-size",
+            "--batch-sizes",
             str(args.batch_size),
         ] + (["--quick"] if args.quick else [])
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout

@@ -78,7 +78,7 @@ def check_net(net, name: str = "estimator") -> None:
             )
 
 
-def configure_member_net(net, n_classes: int, generator_seed: int) -> None:
+def member_net_params(net, n_classes: int, generator_seed: int) -> dict:
     """Member settings: no validation split, silent, fixed class layout, seeded shuffling."""
     import torch
     from skorch import NeuralNetClassifier
@@ -88,7 +88,12 @@ def configure_member_net(net, n_classes: int, generator_seed: int) -> None:
         params["classes"] = list(range(n_classes))
     if net.iterator_train is torch.utils.data.DataLoader:
         params["iterator_train__generator"] = torch.Generator().manual_seed(generator_seed)
-    net.set_params(**params)
+    return params
+
+
+def configure_member_net(net, n_classes: int, generator_seed: int) -> None:
+    """Apply :func:`member_net_params` to ``net`` in place."""
+    net.set_params(**member_net_params(net, n_classes, generator_seed))
 
 
 def _devices_for(nets) -> list:

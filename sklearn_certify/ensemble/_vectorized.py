@@ -24,7 +24,7 @@ import numpy as np
 
 from sklearn_certify.ensemble._loop import make_member
 from sklearn_certify.ensemble._seeding import shuffle_seed, torch_init_seed
-from sklearn_certify.ensemble._skorch import configure_member_net, torch_seeded
+from sklearn_certify.ensemble._skorch import member_net_params, torch_seeded
 
 _SGD_KEYS = {
     "lr",
@@ -318,9 +318,8 @@ def _member_factory(net, n_classes: int):
 
     def make(random_state, mid):
         kwargs = {k: (copy.deepcopy(v) if k in mutable else v) for k, v in params.items()}
-        member = type(net)(**kwargs)
-        configure_member_net(member, n_classes, shuffle_seed(random_state, mid))
-        return member
+        kwargs.update(member_net_params(net, n_classes, shuffle_seed(random_state, mid)))
+        return type(net)(**kwargs)
 
     return make
 
