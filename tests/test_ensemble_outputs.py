@@ -111,3 +111,33 @@ def test_mixed_members(data):
     out = member_outputs(m_lr + m_net, X[:30], n_classes=10)
     np.testing.assert_allclose(out[:, 1], m_net[0].forward(X[:30]).numpy(), rtol=1e-6)
     np.testing.assert_allclose(out[:, 0, :3], m_lr[0].predict_proba(X[:30]))
+
+
+class FlagMLP(TinyMLP):
+    def __init__(self, softmax=False):
+        super().__init__()
+        self.softmax = softmax
+
+    def forward(self, x):
+        out = super().forward(x)
+        return torch.softmax(out, -1) if self.softmax else out
+
+
+def test_nets_with_different_module_arguments_are_not_stacked(data):
+    """Same parameter shapes but different module kwargs: each net keeps its own forward."""
+    X, y, subsets = data
+    kw = dict(criterion=torch.nn.CrossEntropyLoss, max_epochs=1, lr=0.1)
+    a = fit_members(
+        NeuralNetClassifier(FlagMLP, **kw), X, y, subsets[2:], n_classes=10, random_state=0
+    )
+    b = fit_members(
+        NeuralNetClassifier(FlagMLP, module__softmax=True, **kw),
+        X,
+        y,
+        subsets[2:],
+        n_classes=10,
+        random_state=0,
+    )
+    out = member_outputs(a + b, X[:20], n_classes=10)
+    np.testing.assert_allclose(out[:, 1], b[0].forward(X[:20]).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(out[:, 1].sum(1), 1.0, rtol=1e-5)

@@ -87,8 +87,12 @@ def _stackable(nets) -> bool:
     if not all(getattr(n, "initialized_", False) for n in nets):
         return False
     shapes = [(k, v.shape, v.dtype, v.device) for k, v in first.module_.state_dict().items()]
+    # the forward of the first net's module is reused, so every module must be built alike
+    kwargs = repr(sorted(first.get_params_for("module").items()))
     for net in nets[1:]:
         if type(net.module_) is not type(first.module_) or str(net.device) != str(first.device):
+            return False
+        if repr(sorted(net.get_params_for("module").items())) != kwargs:
             return False
         other = [(k, v.shape, v.dtype, v.device) for k, v in net.module_.state_dict().items()]
         if other != shapes:
