@@ -285,3 +285,19 @@ def test_skorch_member_smoke():
     again = DPAClassifier(net, n_partitions=5, random_state=0).fit(X, y).certify(X_test)
     torch.set_num_threads(previous)
     assert np.array_equal(again.radius, cert.radius)
+
+
+def test_row_batches_give_identical_results(digits, monkeypatch):
+    import sklearn_certify.partition._dpa as dpa_module
+
+    X, y, X_test, _ = digits
+    clf = DPAClassifier(DecisionTreeClassifier(), n_partitions=7, spread=2, random_state=0)
+    clf.fit(X, y)
+    whole, proba = clf.certify(X_test), clf.predict_proba(X_test)
+    monkeypatch.setattr(dpa_module, "_SCORE_BUDGET", 14 * 10 * 3)  # three rows per batch
+    assert len(list(clf._batches(X_test))) == 150
+    batched = clf.certify(X_test)
+    assert np.array_equal(batched.radius, whole.radius)
+    assert np.array_equal(batched.prediction, whole.prediction)
+    assert np.array_equal(batched.votes, whole.votes)
+    assert np.array_equal(clf.predict_proba(X_test), proba)

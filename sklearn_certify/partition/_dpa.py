@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, _fit_context, clone
+from sklearn.utils import gen_batches
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
@@ -24,6 +25,7 @@ from sklearn_certify._certificate import Certificate
 from sklearn_certify.partition._hashing import (
     HASHES,
     bucket_of_rows,
+    buckets_from_digests,
     content_order,
     row_digests,
 )
@@ -31,6 +33,8 @@ from sklearn_certify.partition._hashing import (
 __all__ = ["DPAClassifier"]
 
 _MAX_SEED = np.iinfo(np.int32).max
+#: Largest number of member scores (rows x members x classes) held at once when aggregating.
+_SCORE_BUDGET = 1 << 24
 #: Below this many rows per member on average, fit warns that members will be weak.
 _SMALL_PARTITION = 5
 
@@ -67,9 +71,10 @@ class _AbstainMember:
         return "AbstainMember()"
 
 
-def _digest_keys(X) -> np.ndarray:
+def _digest_keys(X=None, *, digests=None) -> np.ndarray:
     """(n, 4) uint64 view of the rows' SHA-256 digests, most significant word first."""
-    digests = row_digests(X)
+    if digests is None:
+        digests = row_digests(X)
     return np.frombuffer(digests.tobytes(), dtype=">u8").reshape(-1, 4)
 
 
@@ -343,15 +348,14 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         if self.threat_model == "label_flip":
             self.shifts_ = np.zeros(1, dtype=np.int64)
             self.learner_buckets_ = np.arange(k, dtype=np.int64)[:, None]
-            partition_of_row = self._deal_round_robin(X, k)
+            partition_of_row, keys = self._deal_round_robin(X, k)
             if self.feature_extractor is not None:
                 self.feature_extractor_ = clone(self.feature_extractor).fit(X)
                 X_fit = self.feature_extractor_.transform(X)
             else:
                 X_fit = X
             member_rows = [np.flatnonzero(partition_of_row == j) for j in range(k)]
-            # Round-robin dealing already follows the content order; sort each part by it too.
-            keys = _digest_keys(X)
+            # Inside a part, rows follow the same digest order as under the general threat model.
             member_rows = [
                 rows[np.lexsort((y_enc[rows], *(keys[rows, c] for c in (3, 2, 1, 0))))]
                 for rows in member_rows
@@ -364,10 +368,14 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             self.shifts_ = _check_shifts(shifts, k, d)
             learners = np.arange(n_members)[:, None]
             self.learner_buckets_ = (learners - self.shifts_[None, :]) % n_members
-            buckets = bucket_of_rows(X, n_members, hash=self.hash)
+            digests = row_digests(X)
+            if self.hash == "digest":
+                buckets = buckets_from_digests(digests, n_members)
+            else:
+                buckets = bucket_of_rows(X, n_members, hash=self.hash)
             # One canonical content order for all rows (digest, then label); every member's rows
             # are a subsequence of it, hence sorted by content as well.
-            keys = _digest_keys(X)
+            keys = _digest_keys(digests=digests)
             order = np.lexsort((y_enc, keys[:, 3], keys[:, 2], keys[:, 1], keys[:, 0]))
             learner_of = (buckets[order][:, None] + self.shifts_[None, :]) % n_members  # (n, d)
             flat_learner = learner_of.ravel()
@@ -440,8 +448,11 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         self.member_sizes_ = sizes
         return self
 
-    def _deal_round_robin(self, X, k: int) -> np.ndarray:
-        """SS-DPA partitions: sort rows by content, deal them to partitions 0, 1, ..., k-1, 0."""
+    def _deal_round_robin(self, X, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """SS-DPA partitions: sort rows by content, deal them to partitions 0, 1, ..., k-1, 0.
+
+        Returns the partition of every row and the rows' digest keys.
+        """
         digests = _digest_keys(X)
         by_digest = np.lexsort(tuple(digests[:, c] for c in (3, 2, 1, 0)))
         sorted_digests = digests[by_digest]
@@ -459,7 +470,7 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         # Remember which (trusted) row went where, to answer assign_partitions on training rows.
         self._train_digests = sorted_digests
         self._train_partitions = partition_of_row[by_digest]
-        return partition_of_row
+        return partition_of_row, digests
 
     # --------------------------------------------------------------- inspection
     def assign_partitions(self, X, y=None) -> np.ndarray:
@@ -504,10 +515,17 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     def _scores_and_abstain(self, X):
         """Validated member scores (n, M, C) and the (M,) mask of abstaining members."""
+        check_is_fitted(self)
+        return self._scores_validated(self._validate_data_X(X, reset=False))
+
+    def _batches(self, X):
+        """Row slices small enough that a batch's (rows, members, classes) scores stay bounded."""
+        per_row = max(1, len(self.estimators_) * self.classes_.shape[0])
+        return gen_batches(X.shape[0], max(1, _SCORE_BUDGET // per_row))
+
+    def _scores_validated(self, X):
         from sklearn_certify.ensemble import member_outputs
 
-        check_is_fitted(self)
-        X = self._validate_data_X(X, reset=False)
         n = X.shape[0]
         n_classes = self.classes_.shape[0]
         n_members = len(self.estimators_)
@@ -567,8 +585,15 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     # -------------------------------------------------------------- aggregation
     def _aggregate(self, X):
-        """Class-index prediction, radius, abstain flags and vote counts."""
-        scores, abstain = self._scores_and_abstain(X)
+        """Class-index prediction, radius, abstain flags and vote counts (in row batches)."""
+        check_is_fitted(self)
+        X = self._validate_data_X(X, reset=False)
+        parts = [self._aggregate_scores(*self._scores_validated(X[b])) for b in self._batches(X)]
+        if not parts:
+            return self._aggregate_scores(*self._scores_validated(X))
+        return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
+
+    def _aggregate_scores(self, scores, abstain):
         n_classes = self.classes_.shape[0]
         member_votes = self._member_votes(scores)
         n = scores.shape[0]
@@ -644,14 +669,15 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             Fraction of votes for each class in ``classes_`` (uniform where
             every member abstains).
         """
-        scores, abstain = self._scores_and_abstain(X)
-        member_votes = self._member_votes(scores)
+        check_is_fitted(self)
+        X = self._validate_data_X(X, reset=False)
         n_classes = self.classes_.shape[0]
-        voting = ~abstain
-        votes = np.stack(
-            [np.sum((member_votes == c) & voting[None, :], axis=1) for c in range(n_classes)],
-            axis=1,
-        ).astype(np.float64)
+        votes = np.zeros((X.shape[0], n_classes))
+        for batch in self._batches(X):
+            scores, abstain = self._scores_validated(X[batch])
+            member_votes = self._member_votes(scores)
+            for c in range(n_classes):
+                votes[batch, c] = np.sum((member_votes == c) & ~abstain[None, :], axis=1)
         total = votes.sum(axis=1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             proba = np.where(total > 0, votes / np.where(total > 0, total, 1), 1.0 / n_classes)

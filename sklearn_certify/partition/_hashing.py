@@ -156,15 +156,19 @@ def bucket_of_rows(X, n_buckets: int, *, hash: str = "digest") -> np.ndarray:
     if isinstance(n_buckets, bool) or not isinstance(n_buckets, (int, np.integer)) or n_buckets < 1:
         raise ValueError(f"n_buckets must be a positive integer, got {n_buckets!r}.")
     if hash == "digest":
-        digests = row_digests(X)
-        if digests.size == 0:
-            return np.zeros(0, dtype=np.int64)
-        head = np.frombuffer(digests.tobytes(), dtype="<u8").reshape(-1, 4)[:, 0]
-        return (head % np.uint64(n_buckets)).astype(np.int64)
+        return buckets_from_digests(row_digests(X), n_buckets)
     if hash == "pixel_sum":
         values = _check_pixels(X)
         return (values.sum(axis=1) % int(n_buckets)).astype(np.int64)
     raise ValueError(f"hash must be one of {HASHES}, got {hash!r}.")
+
+
+def buckets_from_digests(digests: np.ndarray, n_buckets: int) -> np.ndarray:
+    """Digest-hash buckets from precomputed :func:`row_digests` (first 8 bytes, little-endian)."""
+    if digests.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    head = np.frombuffer(digests.tobytes(), dtype="<u8").reshape(-1, 4)[:, 0]
+    return (head % np.uint64(n_buckets)).astype(np.int64)
 
 
 def content_order(X, labels=None) -> np.ndarray:
