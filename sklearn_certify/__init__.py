@@ -3,6 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from sklearn_certify._certificate import Certificate
+from sklearn_certify._pipeline import UnsoundPipelineWarning, certify
 from sklearn_certify.partition import DPAClassifier
 
 try:
@@ -10,4 +11,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0"
 
-__all__ = ["Certificate", "DPAClassifier", "__version__"]
+__all__ = ["Certificate", "DPAClassifier", "UnsoundPipelineWarning", "__version__", "certify"]
