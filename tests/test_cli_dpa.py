@@ -58,6 +58,13 @@ def test_demo_quick(tmp_path, capsys):
     assert summary["n_partitions"] == 5 and summary["clean_accuracy"] > 0.5
 
 
+def test_demo_quick_finite_aggregation_runoff(tmp_path):
+    args = ["demo", "--quick", "--spread", "2", "--election", "runoff", "--out", str(tmp_path)]
+    assert main(args) == 0
+    summary = _check_demo_outputs(tmp_path, 100)
+    assert summary["method"] == "finite_aggregation" and summary["election"] == "runoff"
+
+
 def test_demo_default_run(tmp_path):
     """The real default demo (30 CNN members, 30 epochs) as users run it."""
     result = subprocess.run(

@@ -196,3 +196,19 @@ def test_fa_abstaining_learner_counts_as_abstain_code():
     assert np.array_equal(cert.radius, radius)
     assert np.array_equal(cert.prediction, clf.classes_[pred])
     assert np.all(cert.votes.sum(axis=1) == 3)
+
+
+def test_label_flip_partitions_match_official_round_robin():
+    """SS-DPA dealing = the official ``idxs = np.lexsort(X.T); partition i = idxs[i::k]``."""
+    X, y = load_digits(raw=True)
+    X, first = np.unique(X, axis=0, return_index=True)  # SS-DPA needs distinct rows
+    y = y[first]
+    perm = np.random.default_rng(0).permutation(X.shape[0])
+    X, y = X[perm], y[perm]
+    k = 7
+    clf = DPAClassifier(Recorder(), n_partitions=k, threat_model="label_flip").fit(X, y)
+    parts = clf.assign_partitions(X)
+    official = np.lexsort(X.T)
+    for i in range(k):
+        assert set(official[i::k].tolist()) == set(np.flatnonzero(parts == i).tolist())
+    assert np.array_equal(clf.member_sizes_, np.bincount(parts))
