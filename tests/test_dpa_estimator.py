@@ -283,6 +283,9 @@ def test_skorch_member_smoke():
     cert = clf.certify(X_test)
     assert np.mean(cert.prediction == y_test) > 0.7
     again = DPAClassifier(net, n_partitions=5, random_state=0).fit(X, y).certify(X_test)
+    restored = pickle.loads(pickle.dumps(clf)).certify(X_test)
+    assert np.array_equal(restored.radius, cert.radius)
+    assert np.array_equal(restored.votes, cert.votes)
     torch.set_num_threads(previous)
     assert np.array_equal(again.radius, cert.radius)
 
