@@ -7,6 +7,7 @@ import joblib
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
@@ -258,19 +259,21 @@ def test_pixel_sum_on_raw_digits_and_image_inputs():
     assert clf.n_features_in_ == 64
 
 
+class MLP(torch.nn.Module):
+    """Module-level (picklable) network for the skorch member tests."""
+
+    def __init__(self, hidden=16):
+        super().__init__()
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(64, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 10)
+        )
+
+    def forward(self, X):
+        return self.net(X)
+
+
 def test_skorch_member_smoke():
-    torch = pytest.importorskip("torch")
     from skorch import NeuralNetClassifier
-
-    class MLP(torch.nn.Module):
-        def __init__(self, hidden=16):
-            super().__init__()
-            self.net = torch.nn.Sequential(
-                torch.nn.Linear(64, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 10)
-            )
-
-        def forward(self, X):
-            return self.net(X)
 
     X, y = load_digits(split="train")
     X_test, y_test = load_digits(split="test")
