@@ -206,3 +206,33 @@ def test_degenerate_partitions_under_runoff_and_fa(data, params, status):
     for i in chosen:
         poisoned, _ = _insertion_attack(clf, Xd, yd, X_test[i], int(cert.radius[i]), params)
         assert poisoned.predict(X_test[i : i + 1])[0] == cert.prediction[i]
+
+
+def test_exhaustive_insertions_on_small_ensemble():
+    """Every placement of up to ``radius`` label-flipped copies, with every label choice."""
+    from itertools import combinations, product
+
+    X, y = load_digits(digits=(1, 4, 7), split="train")
+    X_test, _ = load_digits(digits=(1, 4, 7), split="test")
+    k = 5
+    params = dict(n_partitions=k, random_state=0)
+    clf = DPAClassifier(KNeighborsClassifier(1), **params).fit(X, y)
+    cert = clf.certify(X_test)
+    points = (
+        np.flatnonzero(cert.radius == 2)[:2].tolist()
+        + np.flatnonzero(cert.radius == 1)[:1].tolist()
+    )
+    assert len(points) == 3
+    n_attacks = 0
+    for i in points:
+        x, r = X_test[i], int(cert.radius[i])
+        copies = {j: _copy_into_bucket(x, j, k) for j in range(k)}
+        for size in range(1, r + 1):
+            for parts in combinations(range(k), size):
+                for labels in product(clf.classes_, repeat=size):
+                    X_p = np.vstack([X, *(copies[j][None, :] for j in parts)])
+                    y_p = np.concatenate([y, labels])
+                    poisoned = DPAClassifier(KNeighborsClassifier(1), **params).fit(X_p, y_p)
+                    assert poisoned.predict(x[None, :])[0] == cert.prediction[i]
+                    n_attacks += 1
+    assert n_attacks == 2 * (5 * 3 + 10 * 9) + 5 * 3
