@@ -137,7 +137,10 @@ def fit_members(
     n_members_total : int, default=None
         Vectorized engine: how many member ids the caller's ensemble has in all (e.g.
         ``n_partitions * spread``), so the chunk layout never depends on which members a call
-        omits. Default ``max(member_ids) + 1``.
+        omits. Default ``max(member_ids) + 1``; callers that leave members out (such as
+        degenerate partitions) should pass it, because with the default, leaving out the
+        highest id can change the chunk size and hence the tensor shapes the other members are
+        trained with (results then agree in practice, but no longer by construction).
     memory_budget : int, default=None
         Vectorized engine: approximate bytes of training state per chunk (default 512 MiB).
 

@@ -61,7 +61,7 @@ _ITER_KEYS = {
     "timeout",
 }
 _DEFAULT_MEMORY_BUDGET = 1 << 29  # bytes of training state per chunk (512 MiB)
-_TENSOR_CAP = 1 << 24  # bytes of the largest stacked tensor of a chunk (16 MiB)
+_TENSOR_CAP = 1 << 23  # bytes of the largest stacked tensor of a chunk (8 MiB)
 
 
 class _Config:
