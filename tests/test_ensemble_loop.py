@@ -174,11 +174,31 @@ def test_dask_backend(digits):
             nets = fit_members(
                 _net(), X, y, subsets, n_classes=10, random_state=3, n_jobs=-1, engine="loop"
             )
+            # vectorized chunks are dispatched through the same backend
+            chunks = fit_members(
+                _net(),
+                X,
+                y,
+                subsets,
+                n_classes=10,
+                random_state=3,
+                n_jobs=-1,
+                engine="vectorized",
+                chunk_size=2,
+            )
     for m1, m2 in zip(local, remote, strict=True):
         assert _same(_tree_state(m1), _tree_state(m2))
     for m1, m2 in zip(
         fit_members(_net(), X, y, subsets, n_classes=10, random_state=3, engine="loop"),
         nets,
+        strict=True,
+    ):
+        assert _same(_net_state(m1), _net_state(m2))
+    for m1, m2 in zip(
+        fit_members(
+            _net(), X, y, subsets, n_classes=10, random_state=3, engine="vectorized", chunk_size=2
+        ),
+        chunks,
         strict=True,
     ):
         assert _same(_net_state(m1), _net_state(m2))
