@@ -116,6 +116,25 @@ def _check_learner_predictions(learner_predictions, n_classes, n_learners) -> np
     return preds
 
 
+_ROW_LOOP_MIN_WIDTH = 512
+
+
+def _row_histograms(values, n_bins: int) -> np.ndarray:
+    """Histogram of each row of a non-negative integer matrix, shape (n_rows, n_bins).
+
+    Long rows are counted one ``bincount`` per row (no index arithmetic over the whole
+    matrix); short rows with one ``bincount`` over row-offset keys.
+    """
+    n_rows, width = values.shape
+    if width >= _ROW_LOOP_MIN_WIDTH:
+        out = np.empty((n_rows, n_bins), dtype=np.int64)
+        for i, row in enumerate(values):
+            out[i] = np.bincount(row, minlength=n_bins)
+        return out
+    keys = (np.arange(n_rows)[:, None] * n_bins + values).ravel()
+    return np.bincount(keys, minlength=n_rows * n_bins).reshape(n_rows, n_bins)
+
+
 def fa_vote_counts(learner_predictions, n_classes: int) -> np.ndarray:
     """Votes per class from learner predictions; abstentions (-1) count for no class.
 
@@ -140,11 +159,7 @@ def fa_vote_counts(learner_predictions, n_classes: int) -> np.ndarray:
     n_classes = check_scalar_int("n_classes", n_classes, min_value=2)
     preds = np.asarray(learner_predictions)
     preds = _check_learner_predictions(preds, n_classes, preds.shape[-1] if preds.ndim == 2 else -1)
-    preds = preds.astype(np.int64)
-    n_samples = preds.shape[0]
-    keys = (np.arange(n_samples)[:, None] * (n_classes + 1) + preds + 1).ravel()
-    counts = np.bincount(keys, minlength=n_samples * (n_classes + 1))
-    return counts.reshape(n_samples, n_classes + 1)[:, 1:].astype(np.int64)
+    return _row_histograms(preds.astype(np.int64) + 1, n_classes + 1)[:, 1:]
 
 
 def _bucket_counts(is_class, shifts, dtype):
@@ -186,7 +201,7 @@ def _greedy_from_histogram(hist, gap):
 
 def _fa_radius_chunk(preds, n_classes, spread, shifts):
     n_rows = preds.shape[0]
-    votes = fa_vote_counts(preds, n_classes)
+    votes = _row_histograms(preds + 1, n_classes + 1)[:, 1:]
     prediction = np.argmax(votes, axis=1)
     rows = np.arange(n_rows)
     classes = np.arange(n_classes)
@@ -195,16 +210,15 @@ def _fa_radius_chunk(preds, n_classes, spread, shifts):
     order = np.argsort(gaps, axis=1, kind="stable")[:, : n_classes - 1]
 
     dtype = np.int8 if spread < 128 else np.int64
-    pred_in_bucket = _bucket_counts(preds == prediction[:, None], shifts, dtype).astype(np.int64)
+    pred_in_bucket = _bucket_counts(preds == prediction[:, None], shifts, dtype)
     n_values = 2 * spread + 1
     # A poisoned bucket can turn each of its learners to the challenger c: a learner
     # voting for the prediction closes the gap by 2, one voting elsewhere (or
     # abstaining) by 1, one already voting for c by 0. So the bucket's power is
     # spread + (#learners voting the prediction) - (#learners voting c), and the
     # bound power <= spread + (#voting the prediction) holds for every challenger.
-    keys_upper = rows[:, None] * n_values + spread + pred_in_bucket
-    hist_upper = np.bincount(keys_upper.ravel(), minlength=n_rows * n_values)
-    hist_upper = hist_upper.reshape(n_rows, n_values)
+    upper = pred_in_bucket.astype(np.int16 if spread < 16384 else np.int64) + spread
+    hist_upper = _row_histograms(upper, n_values)
     best = np.full(n_rows, np.iinfo(np.int64).max, dtype=np.int64)
     for rank in range(n_classes - 1):
         challenger = order[:, rank]
@@ -217,9 +231,7 @@ def _fa_radius_chunk(preds, n_classes, spread, shifts):
             continue
         idx = np.flatnonzero(active)
         challenger_in_bucket = _bucket_counts(preds[idx] == challenger[idx, None], shifts, dtype)
-        keys = keys_upper[idx] - idx[:, None] * n_values + np.arange(idx.size)[:, None] * n_values
-        keys -= challenger_in_bucket
-        hist = np.bincount(keys.ravel(), minlength=idx.size * n_values).reshape(idx.size, n_values)
+        hist = _row_histograms(upper[idx] - challenger_in_bucket, n_values)
         best[idx] = np.minimum(best[idx], _greedy_from_histogram(hist, gap[idx]))
     return prediction.astype(np.int64), best
 
@@ -276,7 +288,7 @@ def fa_radius(
     chunk = max(1, _TARGET_CHUNK_ELEMENTS // max(1, n_learners))
     predictions, radii = [], []
     for start in range(0, preds.shape[0], chunk):
-        rows = preds[start : start + chunk].astype(np.int64)
+        rows = preds[start : start + chunk].astype(np.int16 if n_classes < 32767 else np.int64)
         p, r = _fa_radius_chunk(rows, n_classes, spread, shifts)
         predictions.append(p)
         radii.append(r)
