@@ -468,6 +468,28 @@ def _update(config: _Config, st: dict, p, g, t: int, keep) -> None:
     def assign(name, new):
         st[name] = new if keep is None else torch.where(keep, new, st[name])
 
+    fused = getattr(torch, "_fused_sgd_", None)
+    if config.optimizer == "sgd" and config.momentum and fused is not None:
+        # one pass over the parameters (weight decay, momentum and step in one kernel)
+        kwargs = dict(
+            weight_decay=config.weight_decay,
+            momentum=config.momentum,
+            lr=config.lr,
+            dampening=config.dampening,
+            nesterov=config.nesterov,
+            maximize=False,
+        )
+        g = g.contiguous()  # the fused kernel assumes the layout of p (vmap grads may be views)
+        if t == 0:  # every member's first step is global step 0, when all are active
+            st["buf"] = torch.zeros_like(p)
+        if keep is None:
+            fused([p], [g], [st["buf"]], is_first_step=t == 0, **kwargs)
+        else:  # the same kernel on copies, then keep finished members exactly
+            new_p, new_buf = p.clone(), st["buf"].clone()
+            fused([new_p], [g], [new_buf], is_first_step=False, **kwargs)
+            p.copy_(torch.where(keep, new_p, p))
+            st["buf"] = torch.where(keep, new_buf, st["buf"])
+        return
     if config.weight_decay:
         g = g.add(p, alpha=config.weight_decay)
     if config.optimizer == "sgd":
