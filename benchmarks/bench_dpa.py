@@ -8,6 +8,8 @@ process on the same data with the same module, epochs, batch size and optimizer:
   bundled digits against one skorch net fit on all of them;
 * ``MNIST-shaped k=1200``: the same on generated data of MNIST's shape (60,000 x 784 float32,
   10 classes), MLP 784-128-10, 2 epochs;
+* ``digits images, demo CNN``: the ``python -m sklearn_certify demo`` CNN (30 epochs, batch 16) at
+  k=100 on the 1,347 training digits, vectorized against loop engine and against one net;
 * ``vectorized vs loop, k=500``: the same DPA fit with ``engine="loop"`` (one skorch fit per
   member, ``n_jobs=1``) against ``engine="vectorized"``;
 * peak RSS of the k=1200 fit, measured in a fresh subprocess (``ru_maxrss``);
@@ -135,9 +137,12 @@ def art_fit(X, y, k, net_kwargs, epochs, batch_size, lr, device):
     return seconds, None
 
 
-def run_case(name, X, y, *, k, hidden, epochs, batch_size, lr, repeats, device, with_art, loop):
+def run_case(
+    name, X, y, *, k, hidden, epochs, batch_size, lr, repeats, device, with_art, loop, net=None
+):
     n_in = X.shape[1]
-    net = make_net(n_in, hidden, epochs=epochs, batch_size=batch_size, lr=lr, device=device)
+    if net is None:
+        net = make_net(n_in, hidden, epochs=epochs, batch_size=batch_size, lr=lr, device=device)
     single, vec, engine, loop_t, art_t = [], [], [], [], []
     art_note = None
     buckets = bucket_of_rows(X, k)
@@ -294,7 +299,7 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-art", action="store_true", help="skip ART")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS subprocess")
-    parser.add_argument("--cases", default="digits,mnist,loop", help="comma-separated subset")
+    parser.add_argument("--cases", default="digits,cnn,mnist,loop", help="comma-separated subset")
     parser.add_argument(
         "--batch-sizes",
         default="64,32",
@@ -330,6 +335,28 @@ def main(argv=None):
                 device=args.device,
                 with_art=not args.no_art,
                 loop=False,
+            )
+        )
+    if "cnn" in cases:
+        from sklearn_certify.cli.demo import make_digits_net
+
+        X, y = load_digits(shape="image", split="train")
+        epochs = 5 if args.quick else 30
+        rows.append(
+            run_case(
+                "digits images, demo CNN, vectorized vs loop",
+                X,
+                y,
+                k=100,
+                hidden=None,
+                epochs=epochs,
+                batch_size=16,
+                lr=0.05,
+                repeats=args.repeats,
+                device=args.device,
+                with_art=False,
+                loop=True,
+                net=make_digits_net(max_epochs=epochs, device=args.device),
             )
         )
     if cases & {"mnist", "loop"}:
