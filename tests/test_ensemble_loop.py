@@ -10,33 +10,15 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import ExtraTreeClassifier
 from skorch import NeuralNetClassifier
 
-from sklearn_certify.datasets import load_digits
 from sklearn_certify.ensemble import fit_members
-
-
-class TinyMLP(torch.nn.Module):
-    def __init__(self, n_in=64, hidden=16, n_out=10):
-        super().__init__()
-        self.l1 = torch.nn.Linear(n_in, hidden)
-        self.l2 = torch.nn.Linear(hidden, n_out)
-
-    def forward(self, x):
-        return self.l2(torch.relu(self.l1(x)))
+from tests._ensemble_helpers import TinyMLP, disjoint_subsets, first_digits
 
 
 @pytest.fixture(scope="module")
 def digits():
-    X, y = load_digits()
-    return X[:600], y[:600]
+    return first_digits()
 
 
-def _subsets(n, sizes, seed=0):
-    perm = np.random.default_rng(seed).permutation(n)
-    out, start = [], 0
-    for s in sizes:
-        out.append(perm[start : start + s])
-        start += s
-    return out, perm[start:]
 
 
 def _net(**kw):
@@ -93,7 +75,7 @@ def test_row_order_is_respected(digits):
 
 def test_seed_depends_on_random_state_and_member_id_only(digits):
     X, y = digits
-    subsets, _ = _subsets(len(X), [60, 60, 60])
+    subsets, _ = disjoint_subsets(len(X), [60, 60, 60])
     base = SGDClassifier(max_iter=5, tol=None)
     kw = dict(n_classes=10, engine="loop")
     first = fit_members(base, X, y, subsets, random_state=4, **kw)
@@ -114,7 +96,7 @@ def test_seed_depends_on_random_state_and_member_id_only(digits):
 
 def test_skorch_members_deterministic_and_configured(digits):
     X, y = digits
-    subsets, _ = _subsets(len(X), [50, 70])
+    subsets, _ = disjoint_subsets(len(X), [50, 70])
     net = _net()
     a = fit_members(net, X, y, subsets, n_classes=10, random_state=0, engine="loop")
     b = fit_members(net, X, y, subsets, n_classes=10, random_state=0, engine="loop")
@@ -135,7 +117,7 @@ def test_skorch_members_deterministic_and_configured(digits):
 
 def test_n_jobs_one_and_two_identical(digits):
     X, y = digits
-    subsets, _ = _subsets(len(X), [40, 50, 60, 45])
+    subsets, _ = disjoint_subsets(len(X), [40, 50, 60, 45])
     for base, state in ((SGDClassifier(max_iter=5, tol=None), _sgd_state), (_net(), _net_state)):
         one = fit_members(
             base, X, y, subsets, n_classes=10, random_state=2, engine="loop", n_jobs=1
@@ -149,7 +131,7 @@ def test_n_jobs_one_and_two_identical(digits):
 
 def test_threading_backend_identical(digits):
     X, y = digits
-    subsets, _ = _subsets(len(X), [40, 50, 60])
+    subsets, _ = disjoint_subsets(len(X), [40, 50, 60])
     one = fit_members(_net(), X, y, subsets, n_classes=10, random_state=2, engine="loop")
     with parallel_config(backend="threading", n_jobs=2):
         threaded = fit_members(_net(), X, y, subsets, n_classes=10, random_state=2, engine="loop")
@@ -160,7 +142,7 @@ def test_threading_backend_identical(digits):
 def test_dask_backend(digits):
     distributed = pytest.importorskip("dask.distributed")
     X, y = digits
-    subsets, _ = _subsets(len(X), [40, 50, 60])
+    subsets, _ = disjoint_subsets(len(X), [40, 50, 60])
     base = ExtraTreeClassifier()
     local = fit_members(base, X, y, subsets, n_classes=10, random_state=3, engine="loop")
     with (
@@ -217,7 +199,7 @@ def test_exact_partition_independence_loop(digits, base, state):
     """Insert into / delete from the largest subset, omit a member: all others bit-identical."""
     X, y = digits
     sizes = [30, 45, 21, 60, 38]
-    subsets, rest = _subsets(len(X), sizes)
+    subsets, rest = disjoint_subsets(len(X), sizes)
     big = int(np.argmax(sizes))
     kw = dict(n_classes=10, random_state=7, engine="loop")
     ref = fit_members(base, X, y, subsets, **kw)

@@ -12,16 +12,7 @@ from skorch import NeuralNetClassifier
 
 from sklearn_certify.datasets import load_digits
 from sklearn_certify.ensemble import fit_members, member_outputs
-
-
-class TinyMLP(torch.nn.Module):
-    def __init__(self, n_in=64, hidden=16, n_out=10):
-        super().__init__()
-        self.l1 = torch.nn.Linear(n_in, hidden)
-        self.l2 = torch.nn.Linear(hidden, n_out)
-
-    def forward(self, x):
-        return self.l2(torch.relu(self.l1(x)))
+from tests._ensemble_helpers import TinyMLP
 
 
 @pytest.fixture(scope="module")

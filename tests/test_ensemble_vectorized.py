@@ -7,18 +7,7 @@ from skorch import NeuralNet, NeuralNetClassifier
 
 from sklearn_certify.datasets import load_digits
 from sklearn_certify.ensemble import EngineFallbackWarning, fit_members, member_outputs
-
-
-class TinyMLP(torch.nn.Module):
-    def __init__(self, n_in=64, hidden=16, n_out=10, softmax=False):
-        super().__init__()
-        self.l1 = torch.nn.Linear(n_in, hidden)
-        self.l2 = torch.nn.Linear(hidden, n_out)
-        self.softmax = softmax
-
-    def forward(self, x):
-        out = self.l2(torch.relu(self.l1(x)))
-        return torch.softmax(out, dim=-1) if self.softmax else out
+from tests._ensemble_helpers import TinyMLP, disjoint_subsets, first_digits
 
 
 class TinyCNN(torch.nn.Module):
@@ -47,17 +36,9 @@ class DropMLP(TinyMLP):
 
 @pytest.fixture(scope="module")
 def digits():
-    X, y = load_digits()
-    return X[:600], y[:600]
+    return first_digits()
 
 
-def _subsets(n, sizes, seed=0):
-    perm = np.random.default_rng(seed).permutation(n)
-    out, start = [], 0
-    for s in sizes:
-        out.append(perm[start : start + s])
-        start += s
-    return out, perm[start:]
 
 
 def _net(module=TinyMLP, **kw):
@@ -98,7 +79,7 @@ CONFIGS = {
 def test_vectorized_matches_loop(digits, name):
     """Same seeds, same schedule: the two engines train the same weights up to float rounding."""
     X, y = digits
-    subsets, _ = _subsets(len(X), [23, 40, 17, 8])
+    subsets, _ = disjoint_subsets(len(X), [23, 40, 17, 8])
     net = _net(**CONFIGS[name])
     kw = dict(n_classes=10, random_state=11)
     loop = fit_members(net, X, y, subsets, engine="loop", **kw)
@@ -111,7 +92,7 @@ def test_vectorized_matches_loop(digits, name):
 def test_vectorized_cnn_on_images_matches_loop():
     X, y = load_digits(shape="image")
     X, y = X[:300], y[:300]
-    subsets, _ = _subsets(len(X), [30, 25, 41])
+    subsets, _ = disjoint_subsets(len(X), [30, 25, 41])
     net = _net(TinyCNN, optimizer__momentum=0.9, max_epochs=2)
     loop = fit_members(net, X, y, subsets, n_classes=10, random_state=0, engine="loop")
     vec = fit_members(net, X, y, subsets, n_classes=10, random_state=0, engine="vectorized")
@@ -135,7 +116,7 @@ def test_exact_partition_independence_vectorized(digits, chunk_size, opt):
     """
     X, y = digits
     sizes = [24, 17, 9, 40, 31, 16, 8]  # largest: 40 = 5 batches of 8; +1 -> 6 batches
-    subsets, rest = _subsets(len(X), sizes, seed=3)
+    subsets, rest = disjoint_subsets(len(X), sizes, seed=3)
     big = int(np.argmax(sizes))
     net = _net(**opt)
     kw = dict(
@@ -164,7 +145,7 @@ def test_exact_partition_independence_vectorized(digits, chunk_size, opt):
 
 def test_vectorized_n_jobs_and_results_are_ordinary_nets(digits):
     X, y = digits
-    subsets, _ = _subsets(len(X), [20, 30, 25, 35, 10])
+    subsets, _ = disjoint_subsets(len(X), [20, 30, 25, 35, 10])
     net = _net(optimizer__momentum=0.9)
     kw = dict(n_classes=10, random_state=1, engine="vectorized", chunk_size=2)
     one = fit_members(net, X, y, subsets, n_jobs=1, **kw)
@@ -205,7 +186,7 @@ def test_auto_uses_vectorized_engine_for_supported_nets(digits, monkeypatch):
 )
 def test_fallback_to_loop_with_warning(digits, net, reason):
     X, y = digits
-    subsets, _ = _subsets(len(X), [20, 24])
+    subsets, _ = disjoint_subsets(len(X), [20, 24])
     with pytest.warns(EngineFallbackWarning, match=reason):
         members = fit_members(net, X, y, subsets, n_classes=10, random_state=0)
     loop = fit_members(net, X, y, subsets, n_classes=10, random_state=0, engine="loop")
@@ -216,7 +197,7 @@ def test_fallback_to_loop_with_warning(digits, net, reason):
 def test_plain_neuralnet_and_vectorized_outputs(digits):
     """NeuralNet (not a classifier) bases work; vmapped outputs match each net's forward."""
     X, y = digits
-    subsets, _ = _subsets(len(X), [30, 30, 30])
+    subsets, _ = disjoint_subsets(len(X), [30, 30, 30])
     net = NeuralNet(
         TinyMLP, criterion=torch.nn.CrossEntropyLoss, max_epochs=2, batch_size=16, lr=0.1
     )
