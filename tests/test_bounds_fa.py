@@ -126,6 +126,8 @@ def test_brute_force_every_bucket_attack_within_radius(k, d, n_classes):
 
 def test_vote_counts_ignore_abstentions():
     assert fa_vote_counts([[0, -1, 1, 1]], 3).tolist() == [[1, 2, 0]]
+    assert fa_vote_counts([[0, -1, 0]], 1).tolist() == [[2]]
+    assert fa_vote_counts(np.zeros((0, 600), dtype=int), 4).shape == (0, 4)
 
 
 @pytest.mark.parametrize(

@@ -143,7 +143,7 @@ def fa_vote_counts(learner_predictions, n_classes: int) -> np.ndarray:
     learner_predictions : array-like of shape (n_samples, n_learners)
         Class indices in ``[0, n_classes)`` or -1.
     n_classes : int
-        Number of classes.
+        Number of classes, >= 1.
 
     Returns
     -------
@@ -156,7 +156,7 @@ def fa_vote_counts(learner_predictions, n_classes: int) -> np.ndarray:
     >>> fa_vote_counts([[0, 2, 2, -1]], 3).tolist()
     [[1, 0, 2]]
     """
-    n_classes = check_scalar_int("n_classes", n_classes, min_value=2)
+    n_classes = check_scalar_int("n_classes", n_classes, min_value=1)
     preds = np.asarray(learner_predictions)
     preds = _check_learner_predictions(preds, n_classes, preds.shape[-1] if preds.ndim == 2 else -1)
     return _row_histograms(preds.astype(np.int64) + 1, n_classes + 1)[:, 1:]

@@ -597,13 +597,12 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         n_classes = self.classes_.shape[0]
         member_votes = self._member_votes(scores)
         n = scores.shape[0]
-        votes = np.zeros((n, n_classes), dtype=np.int64)
         # Under run-off an empty member's flat scores take part like any other member's (its
         # round-one vote is class index 0), so the votes reported are the ones the bound used.
         runoff = self.election == "runoff" and n_classes > 1
         voting = np.ones_like(abstain) if runoff else ~abstain
-        for c in range(n_classes):
-            votes[:, c] = np.sum((member_votes == c) & voting[None, :], axis=1)
+        learner_preds = np.where(voting[None, :], member_votes, bounds.ABSTAIN)
+        votes = bounds.fa_vote_counts(learner_preds, n_classes)
         k, d = int(self.n_partitions), int(self.spread)
         if n == 0:
             empty = np.zeros(0, dtype=np.int64)
@@ -615,7 +614,6 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             if d == 1:
                 pred, radius = bounds.dpa_radius(padded)
             else:
-                learner_preds = np.where(voting[None, :], member_votes, bounds.ABSTAIN)
                 pred, radius = bounds.fa_radius(learner_preds, 2, k, d, shifts=self.shifts_)
             no_vote = votes.sum(axis=1) == 0
         elif self.election == "runoff":
@@ -628,7 +626,6 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             pred, radius = bounds.dpa_radius(votes)
             no_vote = votes.sum(axis=1) == 0
         else:
-            learner_preds = np.where(voting[None, :], member_votes, bounds.ABSTAIN)
             pred, radius = bounds.fa_radius(learner_preds, n_classes, k, d, shifts=self.shifts_)
             no_vote = votes.sum(axis=1) == 0
         pred = np.asarray(pred, dtype=np.int64)
@@ -675,9 +672,8 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         votes = np.zeros((X.shape[0], n_classes))
         for batch in self._batches(X):
             scores, abstain = self._scores_validated(X[batch])
-            member_votes = self._member_votes(scores)
-            for c in range(n_classes):
-                votes[batch, c] = np.sum((member_votes == c) & ~abstain[None, :], axis=1)
+            member_votes = np.where(abstain[None, :], bounds.ABSTAIN, self._member_votes(scores))
+            votes[batch] = bounds.fa_vote_counts(member_votes, n_classes)
         total = votes.sum(axis=1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             proba = np.where(total > 0, votes / np.where(total > 0, total, 1), 1.0 / n_classes)
