@@ -9,7 +9,8 @@ classifiers. Two engines fit the members:
     (loky, threading, dask, ray) work. Any sklearn classifier, Pipeline or skorch net.
 ``"vectorized"``
     skorch nets only: all members of a chunk are stacked with :mod:`torch.func` and trained
-    together with one batched forward/backward per step on the net's ``device``.
+    together with one batched forward/backward per step on the net's ``device``; they come
+    back as a :class:`StackedMembers`.
 
 Both keep **partition independence** (DESIGN.md section 4.1): member ``m`` is a deterministic
 function of ``X[subsets[m]]``, ``y[subsets[m]]``, ``random_state`` and ``member_ids[m]``.
@@ -27,9 +28,10 @@ from sklearn_certify.ensemble._loop import as_index_array, fit_loop
 from sklearn_certify.ensemble._outputs import member_outputs_impl
 from sklearn_certify.ensemble._seeding import check_member_seed_args
 from sklearn_certify.ensemble._skorch import check_net, is_skorch_net, nested_nets
+from sklearn_certify.ensemble._stacked import StackedMembers
 from sklearn_certify.ensemble._vectorized import fit_vectorized, unsupported_reason
 
-__all__ = ["EngineFallbackWarning", "fit_members", "member_outputs"]
+__all__ = ["EngineFallbackWarning", "StackedMembers", "fit_members", "member_outputs"]
 
 _ENGINES = ("auto", "loop", "vectorized")
 
@@ -146,8 +148,10 @@ def fit_members(
 
     Returns
     -------
-    members : list of fitted estimators
-        One per subset, in the order of ``subsets``.
+    members : list of fitted estimators or StackedMembers
+        One per subset, in the order of ``subsets``. The vectorized engine returns a
+        :class:`StackedMembers`: a sequence whose items are fitted skorch nets, built on first
+        access, and which :func:`member_outputs` scores without building them.
 
     Examples
     --------
@@ -222,7 +226,7 @@ def member_outputs(members, X, *, n_classes: int, method: str = "auto") -> np.nd
 
     Parameters
     ----------
-    members : list of fitted estimators
+    members : list of fitted estimators or StackedMembers
         As returned by :func:`fit_members`.
     X : ndarray of shape (n_samples, ...)
         Rows to score.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from sklearn_certify.ensemble._skorch import is_skorch_net
+from sklearn_certify.ensemble._stacked import StackedMembers
 
 _METHODS = ("auto", "predict_proba", "decision_function", "forward")
 
@@ -142,6 +143,15 @@ def _vmap_forward(
 def member_outputs_impl(members, X, *, n_classes: int, method: str = "auto") -> np.ndarray:
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
+    if isinstance(members, StackedMembers) and method in ("auto", "forward"):
+        if not len(members):
+            raise ValueError("members is empty; pass at least one fitted member.")
+        if members.n_classes != n_classes:
+            raise ValueError(
+                f"members were trained with n_classes={members.n_classes} (their outputs have "
+                f"that width), got n_classes={n_classes}."
+            )
+        return members.outputs(X)
     members = list(members)
     if not members:
         raise ValueError("members is empty; pass at least one fitted member.")

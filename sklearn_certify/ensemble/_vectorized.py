@@ -4,16 +4,21 @@ Within a chunk the members' parameters are stacked (``torch.func.stack_module_st
 ``vmap(functional_call)`` forward/backward per step trains them all. Partition independence
 (DESIGN.md section 4.1) is kept exactly:
 
-* a member's initial weights come from ``net.initialize()`` under its own torch seed, and its
-  batch order from a ``torch.Generator`` seeded by ``(random_state, member_id)``, drawn through a
-  ``DataLoader`` exactly as the loop engine's skorch fit draws it;
+* a member's initial weights are those of the module ``net.initialize()`` builds, drawn under
+  its own torch seed, and its batch order comes from a ``torch.Generator`` seeded by
+  ``(random_state, member_id)``, drawn through a ``DataLoader`` exactly as the loop engine's
+  skorch fit draws it;
 * it takes exactly ``max_epochs * ceil(n_i / batch_size)`` optimizer steps; on later steps of the
-  chunk its parameters and optimizer state are kept by ``torch.where`` (exact no-ops);
+  chunk its parameters and optimizer state are left exactly as they are;
 * every batch tensor has the fixed shape ``(chunk_size, batch_size, ...)``: short batches are
   padded with copies of the member's own rows and masked out of the loss (the loss is the sum of
   the real rows' losses over their count, as skorch's mean);
 * chunk membership is ``member_id // chunk_size`` and a chunk always holds ``chunk_size`` slots
-  (absent ids are inert dummy slots), so no shape depends on which other members exist.
+  (absent ids are inert dummy slots), so no shape depends on which other members exist;
+* a step that only some members take runs the optimizer kernel over full-size tensors and copies
+  back the active slots, so an active slot's arithmetic is the same in every step.
+
+The trained chunks are returned as a :class:`~sklearn_certify.ensemble.StackedMembers`.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ import numpy as np
 
 from sklearn_certify.ensemble._loop import make_member
 from sklearn_certify.ensemble._seeding import shuffle_seed, torch_init_seed
-from sklearn_certify.ensemble._skorch import member_net_params, torch_seeded
+from sklearn_certify.ensemble._skorch import torch_seeded
+from sklearn_certify.ensemble._stacked import StackedMembers
 
 _SGD_KEYS = {
     "lr",
@@ -300,34 +306,41 @@ def _schedule(sizes, offsets, seeds, config: _Config, slots, chunk_size: int):
     return idx, cnt, T
 
 
-def _member_factory(net, n_classes: int):
-    """Build configured member nets; equal to ``make_member`` but without a full clone each.
+def _initial_modules(net, member_ids, random_state: int) -> list:
+    """Each member's freshly initialised module, built under its own torch seed.
 
-    ``make_member`` clones the net and seeds ``*random_state`` params; a net without such params
-    is rebuilt from one cloned parameter dict (mutable values copied per member), which is the
-    same object ``clone`` would build at a fraction of the cost.
+    This is the module ``net.initialize()`` builds for the member (skorch's
+    ``initialized_instance`` on the net's ``module`` and ``module__*`` parameters, drawn right
+    after seeding; callbacks and criterion draw nothing), without building the rest of a net.
     """
-    import copy
-
-    from sklearn.base import clone
-
-    if any(k == "random_state" or k.endswith("__random_state") for k in net.get_params(deep=True)):
-        return lambda random_state, mid: make_member(net, random_state, mid, n_classes)
-    params = clone(net).get_params(deep=False)
-    mutable = {k for k, v in params.items() if not _immutable(v)}
-
-    def make(random_state, mid):
-        kwargs = {k: (copy.deepcopy(v) if k in mutable else v) for k, v in params.items()}
-        kwargs.update(member_net_params(net, n_classes, shuffle_seed(random_state, mid)))
-        return type(net)(**kwargs)
-
-    return make
+    kwargs = net.get_params_for("module")
+    modules = []
+    for mid in member_ids:
+        with torch_seeded(torch_init_seed(random_state, int(mid)), [net]):
+            modules.append(net.initialized_instance(net.module, kwargs))
+    return modules
 
 
-def _immutable(value) -> bool:
-    return (
-        value is None or isinstance(value, (bool, int, float, str, type, tuple)) or callable(value)
-    )
+def _stack_slots(modules, slots, chunk_size: int, device) -> dict:
+    """``{name: (chunk_size, *shape) tensor}``; slots without a member hold zeros."""
+    import torch
+
+    stacked = {}
+    with torch.no_grad():
+        for name, first in modules[0].named_parameters():
+            full = torch.zeros((chunk_size, *first.shape), dtype=first.dtype)
+            for module, slot in zip(modules, slots, strict=True):
+                full[slot].copy_(module.get_parameter(name))
+            stacked[name] = full.to(device)
+    return stacked
+
+
+def _dense_permutation(grad):
+    """Permutation ``perm`` with ``grad.permute(perm)`` contiguous and the slot axis first."""
+    order = sorted(range(grad.ndim), key=lambda d: -grad.stride(d))
+    if order[0] != 0 or not grad.permute(order).is_contiguous():
+        return None
+    return order
 
 
 def train_chunk(
@@ -342,35 +355,21 @@ def train_chunk(
     n_classes: int,
     random_state: int,
     verbose: int = 0,
-):
-    """Train the members of one chunk; return them as fitted skorch nets."""
+) -> dict:
+    """Train the members of one chunk; return their stacked parameters.
+
+    Returns ``{name: (chunk_size, *param.shape) tensor}`` on the net's device; ``slots[i]`` holds
+    member ``member_ids[i]`` and absent slots hold zeros.
+    """
     import torch
     from torch.func import functional_call, vmap
 
     config = _Config(net, n_classes)
     device = config.device
-
-    # members: configured clones, initialised under their own seed (as the loop engine does)
-    members = []
-    make = _member_factory(net, n_classes)
-    for mid in member_ids:
-        member = make(random_state, int(mid))
-        with torch_seeded(torch_init_seed(random_state, int(mid)), [member]):
-            member.initialize()
-        members.append(member)
-    template = members[0].module_
-    names = [name for name, _ in template.named_parameters()]
-    member_params = [dict(member.module_.named_parameters()) for member in members]
-    slot_of = dict(zip(slots, range(len(members)), strict=True))
-    params = {}
-    for name in names:
-        zero = torch.zeros_like(member_params[0][name].detach())
-        params[name] = torch.stack(
-            [
-                member_params[slot_of[s]][name].detach() if s in slot_of else zero
-                for s in range(chunk_size)
-            ]
-        )
+    modules = _initial_modules(net, member_ids, random_state)
+    template = modules[0]
+    params = _stack_slots(modules, slots, chunk_size, device)
+    names = list(params)
 
     # the chunk's rows, each member's rows contiguous, on the device
     sizes = [len(s) for s in subsets]
@@ -389,16 +388,18 @@ def train_chunk(
         else torch.as_tensor(config.class_weight, dtype=Xc.dtype).to(device)
     )
 
-    template.train()
+    template.to(device).train()
 
     def call(p, x):
         return functional_call(template, (p, {}), (x,))
 
     batched = vmap(call)
+    # Leaves are stored in the memory layout their gradients come in (found at step 0; e.g. a
+    # Linear weight's gradient is produced transposed), so the optimizer reads gradients
+    # without a copy. The forward sees the same values through a permuted view.
+    leaves = {name: params[name].requires_grad_(True) for name in names}
+    inverse = {name: None for name in names}
     state = {name: {} for name in names}
-    tensors = [params[name] for name in names]
-    for p in tensors:
-        p.requires_grad_(True)
     steps = range(T)
     if verbose > 1:
         from tqdm.auto import tqdm
@@ -413,7 +414,11 @@ def train_chunk(
         c = cnt[t]
         active = c > 0
         valid = arange_w < c[:, None]
-        out = batched(params, xb)  # (M, W, C)
+        views = {
+            name: leaf if inverse[name] is None else leaf.permute(inverse[name])
+            for name, leaf in leaves.items()
+        }
+        out = batched(views, xb)  # (M, W, C)
         if config.log_probs:
             out = torch.log(out + torch.finfo(out.dtype).eps)
         flat = out.reshape(-1, out.shape[-1])
@@ -438,35 +443,52 @@ def train_chunk(
         else:
             den = torch.where(counted, weight[yb.clamp(0, n_classes - 1)], 0).sum(1)
         den = torch.where(active, den, torch.ones_like(den))
-        loss = (torch.where(counted, rowloss, torch.zeros_like(rowloss)).sum(1) / den).sum()
-        grads = torch.autograd.grad(loss, tensors)
-        # every real member active: update in place; else keep finished members exactly
-        all_active = bool((cnt_np[t] > 0)[real].all())
+        loss = (rowloss.masked_fill(~counted, 0).sum(1) / den).sum()
+        grads = dict(zip(names, torch.autograd.grad(loss, list(leaves.values())), strict=True))
+        if t == 0:
+            for name, g in grads.items():
+                perm = None if g.is_contiguous() else _dense_permutation(g)
+                if perm is not None:
+                    inverse[name] = [perm.index(d) for d in range(len(perm))]
+                    leaves[name] = leaves[name].detach().permute(perm).contiguous()
+                    leaves[name].requires_grad_(True)
+                    grads[name] = g.permute(perm)
+        # every real member takes this step: update in place; else only the active slots move
+        stepping = cnt_np[t] > 0
+        moving = None
+        if not stepping[real].all():
+            moving = torch.as_tensor(np.flatnonzero(stepping)).to(device)
         with torch.no_grad():
-            for name, p, g in zip(names, tensors, grads, strict=True):
-                keep = None if all_active else active.view(-1, *([1] * (p.ndim - 1)))
-                _update(config, state[name], p, g, t, keep)
+            for name, p in leaves.items():
+                _update(config, state[name], p, grads[name], t, moving)
 
-    # hand the trained weights back to ordinary skorch nets
-    with torch.no_grad():
-        for member, slot in zip(members, slots, strict=True):
-            for name, p in member.module_.named_parameters():
-                p.copy_(params[name][slot])
-    return members
+    return {
+        name: (leaf if inverse[name] is None else leaf.permute(inverse[name])).detach()
+        for name, leaf in leaves.items()
+    }
 
 
-def _update(config: _Config, st: dict, p, g, t: int, keep) -> None:
+def _copy_slots(target, source, slots) -> None:
+    """``target[slots] = source[slots]`` along the slot axis, in place."""
+    target.index_copy_(0, slots, source.index_select(0, slots))
+
+
+def _update(config: _Config, st: dict, p, g, t: int, active) -> None:
     """One optimizer step on all slots, in place.
 
-    ``keep`` is ``None`` when every member is active; otherwise a boolean mask of the active
-    slots, and inactive slots keep their parameters and optimizer state exactly. Both branches
-    run the same arithmetic for an active slot (in-place and out-of-place forms of one kernel),
-    mirroring ``torch.optim.SGD`` / ``torch.optim.Adam`` (single-tensor implementation).
+    ``active`` is ``None`` when every member takes this step; otherwise a tensor of the slots
+    that do, and every other slot keeps its parameters and optimizer state exactly. An active
+    slot always goes through the same kernel on a full-size tensor (in place, or out of place
+    and then copied), so its arithmetic never depends on which other members are active. The
+    steps mirror ``torch.optim.SGD`` / ``torch.optim.Adam`` (single-tensor implementation).
     """
     import torch
 
     def assign(name, new):
-        st[name] = new if keep is None else torch.where(keep, new, st[name])
+        if active is None:
+            st[name] = new
+        else:
+            _copy_slots(st[name], new, active)
 
     fused = getattr(torch, "_fused_sgd_", None)
     if config.optimizer == "sgd" and config.momentum and fused is not None:
@@ -479,16 +501,22 @@ def _update(config: _Config, st: dict, p, g, t: int, keep) -> None:
             nesterov=config.nesterov,
             maximize=False,
         )
-        g = g.contiguous()  # the fused kernel assumes the layout of p (vmap grads may be views)
+        g = g.contiguous()  # the fused kernel assumes the layout of p
         if t == 0:  # every member's first step is global step 0, when all are active
             st["buf"] = torch.zeros_like(p)
-        if keep is None:
+        if active is None:
             fused([p], [g], [st["buf"]], is_first_step=t == 0, **kwargs)
-        else:  # the same kernel on copies, then keep finished members exactly
-            new_p, new_buf = p.clone(), st["buf"].clone()
-            fused([new_p], [g], [new_buf], is_first_step=False, **kwargs)
-            p.copy_(torch.where(keep, new_p, p))
-            st["buf"] = torch.where(keep, new_buf, st["buf"])
+            return
+        # The kernel runs over full-size scratch copies (only the active slots need current
+        # values), then the active slots are copied back.
+        if "scratch" not in st:
+            st["scratch"] = (torch.zeros_like(p), torch.zeros_like(p))
+        new_p, new_buf = st["scratch"]
+        _copy_slots(new_p, p, active)
+        _copy_slots(new_buf, st["buf"], active)
+        fused([new_p], [g], [new_buf], is_first_step=False, **kwargs)
+        _copy_slots(p, new_p, active)
+        _copy_slots(st["buf"], new_buf, active)
         return
     if config.weight_decay:
         g = g.add(p, alpha=config.weight_decay)
@@ -496,22 +524,22 @@ def _update(config: _Config, st: dict, p, g, t: int, keep) -> None:
         if config.momentum:
             if t == 0:  # every member's first step is global step 0
                 st["buf"] = g.clone()
-            elif keep is None:
+            elif active is None:
                 st["buf"].mul_(config.momentum).add_(g, alpha=1 - config.dampening)
             else:
                 assign("buf", st["buf"].mul(config.momentum).add(g, alpha=1 - config.dampening))
             buf = st["buf"]
             g = g.add(buf, alpha=config.momentum) if config.nesterov else buf
-        if keep is None:
+        if active is None:
             p.add_(g, alpha=-config.lr)
         else:
-            p.copy_(torch.where(keep, p.add(g, alpha=-config.lr), p))
+            _copy_slots(p, p.add(g, alpha=-config.lr), active)
         return
     # Adam: an active member at global step t has taken exactly t + 1 steps
     if t == 0:
         st["m"] = torch.zeros_like(p)
         st["v"] = torch.zeros_like(p)
-    if keep is None:
+    if active is None:
         st["m"].lerp_(g, 1 - config.beta1)
         st["v"].mul_(config.beta2).addcmul_(g, g, value=1 - config.beta2)
     else:
@@ -521,10 +549,10 @@ def _update(config: _Config, st: dict, p, g, t: int, keep) -> None:
     bias1 = 1 - config.beta1**step
     bias2_sqrt = math.sqrt(1 - config.beta2**step)
     denom = (st["v"].sqrt() / bias2_sqrt).add_(config.eps)
-    if keep is None:
+    if active is None:
         p.addcdiv_(st["m"], denom, value=-config.lr / bias1)
     else:
-        p.copy_(torch.where(keep, p.addcdiv(st["m"], denom, value=-config.lr / bias1), p))
+        _copy_slots(p, p.addcdiv(st["m"], denom, value=-config.lr / bias1), active)
 
 
 def fit_vectorized(
@@ -543,7 +571,8 @@ def fit_vectorized(
     memory_budget,
     n_params,
 ):
-    """Group members into id-determined chunks and train the chunks through joblib."""
+    """Group members into id-determined chunks, train the chunks through joblib, stack them."""
+    from sklearn.base import clone
     from sklearn.utils.parallel import Parallel, delayed
 
     config = _Config(net, n_classes)
@@ -560,11 +589,10 @@ def fit_vectorized(
     chunks: dict[int, list[int]] = {}
     for pos, mid in enumerate(member_ids):
         chunks.setdefault(int(mid) // chunk_size, []).append(pos)
+    keys = sorted(chunks)
     jobs = []
-    order = []
-    for c in sorted(chunks):
-        pos = chunks[c]
-        order.extend(pos)
+    for key in keys:
+        pos = chunks[key]
         jobs.append(
             delayed(train_chunk)(
                 net,
@@ -584,11 +612,19 @@ def fit_vectorized(
         from tqdm.auto import tqdm
 
         results = tqdm(results, total=len(jobs), desc="training chunks", unit="chunk")
-    fitted = [None] * len(subsets)
-    flat = [m for chunk in results for m in chunk]
-    for pos, member in zip(order, flat, strict=True):
-        fitted[pos] = member
-    return fitted
+    stacked = list(results)
+    chunk_of = np.empty(len(subsets), dtype=np.int64)
+    for position, key in enumerate(keys):
+        chunk_of[chunks[key]] = position
+    return StackedMembers(
+        clone(net),
+        stacked,
+        chunk_of,
+        member_ids % chunk_size,
+        member_ids,
+        n_classes=n_classes,
+        random_state=random_state,
+    )
 
 
 def unsupported_reason(net, X, n_classes: int):

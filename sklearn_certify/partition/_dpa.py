@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted, check_random_state, valida
 
 from sklearn_certify import bounds
 from sklearn_certify._certificate import Certificate
+from sklearn_certify.ensemble import StackedMembers
 from sklearn_certify.partition._hashing import (
     HASHES,
     bucket_of_rows,
@@ -175,6 +176,15 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     estimators_ : list of length n_members
         Fitted members in member-id order. Degenerate partitions hold a
         constant member (all labels one class) or an abstaining one (empty).
+        Built on first access from ``trained_members_`` (for the vectorized
+        engine that builds a skorch net per member, about a millisecond each).
+    trained_members_ : sequence
+        The trained members (those whose ``member_status_`` is
+        ``"trained"``, in member-id order) as
+        :func:`~sklearn_certify.ensemble.fit_members` returned them: a list,
+        or a :class:`~sklearn_certify.ensemble.StackedMembers` for the
+        vectorized engine, which scores all members at once without building
+        their nets.
     member_status_ : ndarray of str of shape (n_members,)
         ``"trained"``, ``"constant"`` or ``"abstain"`` for each member.
     member_sizes_ : ndarray of int of shape (n_members,)
@@ -389,15 +399,15 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
         sizes = np.array([rows.shape[0] for rows in member_rows], dtype=np.int64)
         status = np.empty(n_members, dtype=object)
-        members: list = [None] * n_members
+        degenerate: dict = {}
         train_ids = []
         for j, rows in enumerate(member_rows):
             if rows.shape[0] == 0:
                 status[j] = "abstain"
-                members[j] = _AbstainMember(n_classes)
+                degenerate[j] = _AbstainMember(n_classes)
             elif np.all(y_enc[rows] == y_enc[rows[0]]):
                 status[j] = "constant"
-                members[j] = _ConstantMember(y_enc[rows[0]], n_classes)
+                degenerate[j] = _ConstantMember(y_enc[rows[0]], n_classes)
             else:
                 status[j] = "trained"
                 train_ids.append(j)
@@ -419,6 +429,7 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             )
 
         self.seed_ = int(check_random_state(self.random_state).randint(_MAX_SEED))
+        fitted: list | StackedMembers = []
         if train_ids:
             try:
                 fitted = fit_members(
@@ -441,12 +452,32 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
                     f"model holds {smallest} rows; if the base estimator needs more, use "
                     "fewer partitions (n_partitions)."
                 ) from exc
-            for j, member in zip(train_ids, fitted, strict=True):
-                members[j] = member
-        self.estimators_ = members
+        self.trained_members_ = fitted
+        self._degenerate_members = degenerate
+        self._estimators = None
         self.member_status_ = status.astype(str)
         self.member_sizes_ = sizes
         return self
+
+    @property
+    def estimators_(self) -> list:
+        """Every member in member-id order (see the class docstring); built on first access."""
+        if "trained_members_" not in self.__dict__:
+            raise AttributeError(
+                "estimators_ exists after fit; this DPAClassifier is not fitted yet."
+            )
+        if self._estimators is None:
+            members = dict(self._degenerate_members)
+            trained = np.flatnonzero(self.member_status_ == "trained")
+            members.update(zip(trained.tolist(), self.trained_members_, strict=True))
+            self._estimators = [members[j] for j in range(len(self.member_status_))]
+        return self._estimators
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if "_estimators" in state:
+            state["_estimators"] = None  # rebuilt from trained_members_ on access
+        return state
 
     def _deal_round_robin(self, X, k: int) -> tuple[np.ndarray, np.ndarray]:
         """SS-DPA partitions: sort rows by content, deal them to partitions 0, 1, ..., k-1, 0.
@@ -520,7 +551,7 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     def _batches(self, X):
         """Row slices small enough that a batch's (rows, members, classes) scores stay bounded."""
-        per_row = max(1, len(self.estimators_) * self.classes_.shape[0])
+        per_row = max(1, len(self.member_status_) * self.classes_.shape[0])
         return gen_batches(X.shape[0], max(1, _SCORE_BUDGET // per_row))
 
     def _scores_validated(self, X):
@@ -528,15 +559,14 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
         n = X.shape[0]
         n_classes = self.classes_.shape[0]
-        n_members = len(self.estimators_)
+        n_members = len(self.member_status_)
         scores = np.empty((n, n_members, n_classes), dtype=np.float64)
         trained = np.flatnonzero(self.member_status_ == "trained")
         if trained.size and n:
-            members = [self.estimators_[j] for j in trained]
-            out = member_outputs(members, self._features(X), n_classes=n_classes)
+            out = member_outputs(self.trained_members_, self._features(X), n_classes=n_classes)
             scores[:, trained, :] = np.asarray(out, dtype=np.float64)
-        for j in np.flatnonzero(self.member_status_ != "trained"):
-            scores[:, j, :] = self.estimators_[j].scores(n)
+        for j, member in self._degenerate_members.items():
+            scores[:, j, :] = member.scores(n)
         return scores, self.member_status_ == "abstain"
 
     def member_scores(self, X) -> np.ndarray:

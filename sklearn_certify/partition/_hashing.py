@@ -37,6 +37,25 @@ HASHES = ("digest", "pixel_sum")
 _MAX_PIXEL = 255
 
 
+def _as_rows(X) -> np.ndarray:
+    array = np.asarray(X)
+    if array.ndim < 2:
+        raise ValueError(
+            f"X must have one row per sample (at least 2 dimensions), got shape {array.shape}."
+        )
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise TypeError(f"X must be numeric to be hashed, got dtype {array.dtype}.")
+    return array.reshape(array.shape[0], -1)
+
+
+def _canonical_copy(rows: np.ndarray) -> np.ndarray:
+    # a fresh C-ordered "<f8" copy (never a view of the caller's data), then x + 0.0, which
+    # maps -0.0 to +0.0 and leaves every other value unchanged
+    out = np.array(rows, dtype="<f8", order="C", copy=True)
+    out += 0.0
+    return out
+
+
 def canonical_rows(X) -> np.ndarray:
     """Return the rows of ``X`` as a C-ordered little-endian float64 matrix.
 
@@ -60,16 +79,11 @@ def canonical_rows(X) -> np.ndarray:
     >>> canonical_rows(np.array([[-0.0, 1.5]], dtype=np.float32)).tobytes().hex()
     '0000000000000000000000000000f83f'
     """
-    array = np.asarray(X)
-    if array.ndim < 2:
-        raise ValueError(
-            f"X must have one row per sample (at least 2 dimensions), got shape {array.shape}."
-        )
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise TypeError(f"X must be numeric to be hashed, got dtype {array.dtype}.")
-    rows = np.ascontiguousarray(array.reshape(array.shape[0], -1), dtype="<f8")
-    # x + 0.0 maps -0.0 to +0.0 and leaves every other value unchanged.
-    return np.ascontiguousarray(rows + 0.0, dtype="<f8")
+    return _canonical_copy(_as_rows(X))
+
+
+#: Rows converted to canonical bytes at a time by :func:`row_digests` (keeps the copy in cache).
+_DIGEST_BLOCK = 256
 
 
 def row_digests(X) -> np.ndarray:
@@ -90,10 +104,12 @@ def row_digests(X) -> np.ndarray:
     >>> row_digests(np.zeros((1, 2)))[0].hex()[:16]
     '374708fff7719dd5'
     """
-    rows = canonical_rows(X)
+    rows = _as_rows(X)
     out = np.empty(rows.shape[0], dtype="S32")
-    for i, row in enumerate(rows):
-        out[i] = hashlib.sha256(row.tobytes()).digest()
+    sha256 = hashlib.sha256
+    for lo in range(0, rows.shape[0], _DIGEST_BLOCK):
+        block = _canonical_copy(rows[lo : lo + _DIGEST_BLOCK])
+        out[lo : lo + block.shape[0]] = [sha256(row.data).digest() for row in block]
     return out
 
 

@@ -1,0 +1,203 @@
+"""Members trained by the vectorized engine, kept as stacked parameter tensors."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+from sklearn_certify.ensemble._loop import make_member
+from sklearn_certify.ensemble._seeding import torch_init_seed
+from sklearn_certify.ensemble._skorch import torch_seeded
+
+__all__ = ["StackedMembers"]
+
+#: Rows scored per vmapped forward call.
+_ROW_BATCH = 4096
+
+
+class StackedMembers(Sequence):
+    """Fitted skorch members held as stacked parameters, one tensor per parameter and chunk.
+
+    :func:`~sklearn_certify.ensemble.fit_members` returns this for the vectorized engine. It is a
+    read-only sequence: ``members[i]`` is an ordinary fitted skorch net (configured exactly as
+    the loop engine configures member ``i``, with the trained weights loaded), built on first
+    access and cached; ``+`` with another sequence gives a plain list. Building a net costs
+    about a millisecond, which for thousands of members is a noticeable part of training, so
+    it is only paid for the members a caller looks at. Scoring never builds the nets:
+    :meth:`outputs` runs every member at once with :func:`torch.func.vmap`, one chunk of
+    ``chunk_size`` slots at a time, so a member's outputs are computed with tensor shapes that
+    do not depend on which other members exist.
+
+    Parameters
+    ----------
+    net : skorch.NeuralNet
+        The unfitted base net the members were cloned from.
+    chunks : list of dict of str to torch.Tensor
+        Per chunk, the stacked trained parameters, shape ``(chunk_size, *param.shape)``.
+    chunk_of, slot_of : ndarray of int of shape (n_members,)
+        Where member ``i`` (in the order of the ``subsets`` given to ``fit_members``) lives.
+    member_ids : ndarray of int of shape (n_members,)
+        The members' ids (their seeds derive from ``(random_state, member_id)``).
+    n_classes : int
+        Number of encoded classes.
+    random_state : int
+        Base seed the members were trained with.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from skorch import NeuralNetClassifier
+    >>> from sklearn_certify.ensemble import StackedMembers, fit_members, member_outputs
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(40, 3)).astype(np.float32); y = (X[:, 0] > 0).astype(np.int64)
+    >>> net = NeuralNetClassifier(torch.nn.Linear, module__in_features=3, module__out_features=2,
+    ...                           max_epochs=2, batch_size=8, criterion=torch.nn.CrossEntropyLoss)
+    >>> members = fit_members(net, X, y, [np.arange(20), np.arange(20, 40)], n_classes=2,
+    ...                       random_state=0, engine="vectorized")
+    >>> isinstance(members, StackedMembers), len(members), type(members[0]).__name__
+    (True, 2, 'NeuralNetClassifier')
+    >>> out = member_outputs(members, X[:5], n_classes=2)  # no net is built for this
+    >>> np.allclose(out[:, 1], members[1].forward(X[:5]).numpy(), atol=1e-6)
+    True
+    """
+
+    def __init__(self, net, chunks, chunk_of, slot_of, member_ids, *, n_classes, random_state):
+        self.net = net
+        self.chunks = list(chunks)
+        self.chunk_of = np.asarray(chunk_of, dtype=np.int64)
+        self.slot_of = np.asarray(slot_of, dtype=np.int64)
+        self.member_ids = np.asarray(member_ids, dtype=np.int64)
+        self.n_classes = int(n_classes)
+        self.random_state = int(random_state)
+        self._nets: dict[int, object] = {}
+        self._module = None
+
+    # ------------------------------------------------------------------ sequence
+    def __len__(self) -> int:
+        return int(self.member_ids.shape[0])
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"StackedMembers indices must be ints or slices, got {index!r}.")
+        n = len(self)
+        i = int(index) + n if index < 0 else int(index)
+        if not 0 <= i < n:
+            raise IndexError(f"member index {index} out of range for {n} members.")
+        if i not in self._nets:
+            self._nets[i] = self._build_net(i)
+        return self._nets[i]
+
+    def __add__(self, other) -> list:
+        return list(self) + list(other)
+
+    def __radd__(self, other) -> list:
+        return list(other) + list(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"StackedMembers({len(self)} x {type(self.net).__name__}, "
+            f"{len(self.chunks)} chunks, device={self.device})"
+        )
+
+    @property
+    def device(self):
+        """The device holding the stacked parameters."""
+        first = next(iter(self.chunks[0].values())) if self.chunks else None
+        return first.device if first is not None else None
+
+    def _build_net(self, i: int):
+        import torch
+
+        mid = int(self.member_ids[i])
+        member = make_member(self.net, self.random_state, mid, self.n_classes)
+        with torch_seeded(torch_init_seed(self.random_state, mid), [member]):
+            member.initialize()
+        chunk, slot = self.chunks[self.chunk_of[i]], int(self.slot_of[i])
+        with torch.no_grad():
+            for name, param in member.module_.named_parameters():
+                param.copy_(chunk[name][slot])
+        return member
+
+    # ------------------------------------------------------------------ scoring
+    def outputs(self, X) -> np.ndarray:
+        """Every member's forward output (eval mode) on ``X``.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, ...)
+            Rows to score, in the dtype the members were trained on.
+
+        Returns
+        -------
+        outputs : ndarray of shape (n_samples, n_members, n_classes), float64
+            Logits, or whatever the module returns (its first element if it returns a tuple).
+        """
+        import torch
+        from torch.func import functional_call, vmap
+
+        n = len(X)
+        out = np.empty((n, len(self), self.n_classes), dtype=np.float64)
+        if n == 0 or len(self) == 0:
+            return out
+        device = self.device
+        template = self._template().to(device).eval()
+
+        def call(params, x):
+            res = functional_call(template, (params, {}), (x,))
+            return res[0] if isinstance(res, (tuple, list)) else res
+
+        forward = vmap(call, in_dims=(0, None))
+        Xt = torch.as_tensor(np.asarray(X))
+        with torch.no_grad():
+            for c, params in enumerate(self.chunks):
+                members = np.flatnonzero(self.chunk_of == c)
+                if members.size == 0:
+                    continue
+                slots = torch.as_tensor(self.slot_of[members], device=device)
+                for lo in range(0, n, _ROW_BATCH):
+                    res = forward(params, Xt[lo : lo + _ROW_BATCH].to(device))
+                    if res.ndim != 3 or res.shape[2] != self.n_classes:
+                        raise ValueError(
+                            f"members produced outputs of shape {tuple(res.shape[1:])}; expected "
+                            f"(n_samples, {self.n_classes}). Make the module's last layer output "
+                            "n_classes values."
+                        )
+                    picked = res.index_select(0, slots).permute(1, 0, 2)
+                    out[lo : lo + _ROW_BATCH, members] = picked.cpu().numpy()
+        return out
+
+    def _template(self):
+        """A module of the members' architecture (its own weights are never used)."""
+        if self._module is None:
+            net = self.net
+            with torch_seeded(0):  # leaves the caller's torch generator untouched
+                self._module = net.initialized_instance(net.module, net.get_params_for("module"))
+        return self._module
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_nets"] = {}
+        state["_module"] = None
+        state["chunks"] = [{k: v.cpu() for k, v in chunk.items()} for chunk in self.chunks]
+        state["_device"] = str(self.device) if self.chunks else "cpu"
+        return state
+
+    def __setstate__(self, state):
+        import torch
+
+        device = torch.device(state.pop("_device"))
+        if device.type == "cuda" and not torch.cuda.is_available():
+            warnings.warn(
+                "These members were trained on CUDA but no CUDA device is available; their "
+                "parameters stay on the CPU.",
+                UserWarning,
+                stacklevel=2,
+            )
+            device = torch.device("cpu")
+        state["chunks"] = [{k: v.to(device) for k, v in c.items()} for c in state["chunks"]]
+        self.__dict__.update(state)
