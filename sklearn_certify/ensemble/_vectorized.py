@@ -321,18 +321,30 @@ def _initial_modules(net, member_ids, random_state: int) -> list:
     return modules
 
 
-def _stack_slots(modules, slots, chunk_size: int, device) -> dict:
-    """``{name: (chunk_size, *shape) tensor}``; slots without a member hold zeros."""
-    import torch
+def _gradient_layouts(template, rows) -> dict:
+    """Per parameter, the axis order in which its stacked gradient comes out contiguous.
 
-    stacked = {}
-    with torch.no_grad():
-        for name, first in modules[0].named_parameters():
-            full = torch.zeros((chunk_size, *first.shape), dtype=first.dtype)
-            for module, slot in zip(modules, slots, strict=True):
-                full[slot].copy_(module.get_parameter(name))
-            stacked[name] = full.to(device)
-    return stacked
+    One vmapped forward/backward of two slots on two zero rows (shaped like ``rows``) shows how
+    autograd lays the gradients out (a ``Linear`` weight's gradient, for instance, comes
+    transposed). Storing each stacked parameter in that order lets the optimizer read the
+    gradients without a copy. Only speed depends on this: a gradient in another layout is
+    copied. Returns ``{name: perm}`` (``None`` for the usual layout), slot axis first.
+    """
+    import torch
+    from torch.func import functional_call, vmap
+
+    stacked = {
+        name: torch.stack([p.detach(), p.detach()]).requires_grad_(True)
+        for name, p in template.named_parameters()
+    }
+    x = torch.zeros((2, 2, *rows.shape[1:]), dtype=rows.dtype, device=rows.device)
+    out = vmap(lambda p, x: functional_call(template, (p, {}), (x,)))(stacked, x)
+    grads = torch.autograd.grad(out.square().sum(), list(stacked.values()), allow_unused=True)
+    layouts = {}
+    for name, g in zip(stacked, grads, strict=True):
+        perm = None if g is None or g.is_contiguous() else _dense_permutation(g)
+        layouts[name] = perm
+    return layouts
 
 
 def _dense_permutation(grad):
@@ -341,6 +353,27 @@ def _dense_permutation(grad):
     if order[0] != 0 or not grad.permute(order).is_contiguous():
         return None
     return order
+
+
+def _stack_slots(modules, slots, chunk_size: int, layouts: dict, device) -> dict:
+    """``{name: stacked tensor}``, contiguous in the axis order ``layouts[name]``.
+
+    The tensor has ``chunk_size`` slots along axis 0 (slots without a member hold zeros).
+    """
+    import torch
+
+    module_of = dict(zip(slots, modules, strict=True))
+    stacked = {}
+    with torch.no_grad():
+        for name, first in modules[0].named_parameters():
+            perm = layouts[name]
+            zero = torch.zeros_like(first)
+            values = []
+            for slot in range(chunk_size):
+                value = module_of[slot].get_parameter(name) if slot in module_of else zero
+                values.append(value if perm is None else value.permute([d - 1 for d in perm[1:]]))
+            stacked[name] = torch.stack(values).to(device)
+    return stacked
 
 
 def train_chunk(
@@ -367,9 +400,7 @@ def train_chunk(
     config = _Config(net, n_classes)
     device = config.device
     modules = _initial_modules(net, member_ids, random_state)
-    template = modules[0]
-    params = _stack_slots(modules, slots, chunk_size, device)
-    names = list(params)
+    template = modules[0].to(device).train()  # supplies the forward; its weights are not used
 
     # the chunk's rows, each member's rows contiguous, on the device
     sizes = [len(s) for s in subsets]
@@ -388,17 +419,23 @@ def train_chunk(
         else torch.as_tensor(config.class_weight, dtype=Xc.dtype).to(device)
     )
 
-    template.to(device).train()
+    # Each stacked parameter is stored in the axis order its gradient comes in (the forward
+    # sees the usual layout through a permuted view), so the optimizer reads gradients as they
+    # are. The layout depends only on the module and the shapes, never on the data.
+    layouts = _gradient_layouts(template, Xc)
+    leaves = _stack_slots(modules, slots, chunk_size, layouts, device)
+    names = list(leaves)
+    inverse = {
+        name: None if perm is None else [perm.index(d) for d in range(len(perm))]
+        for name, perm in layouts.items()
+    }
+    for leaf in leaves.values():
+        leaf.requires_grad_(True)
 
     def call(p, x):
         return functional_call(template, (p, {}), (x,))
 
     batched = vmap(call)
-    # Leaves are stored in the memory layout their gradients come in (found at step 0; e.g. a
-    # Linear weight's gradient is produced transposed), so the optimizer reads gradients
-    # without a copy. The forward sees the same values through a permuted view.
-    leaves = {name: params[name].requires_grad_(True) for name in names}
-    inverse = {name: None for name in names}
     state = {name: {} for name in names}
     steps = range(T)
     if verbose > 1:
@@ -445,14 +482,6 @@ def train_chunk(
         den = torch.where(active, den, torch.ones_like(den))
         loss = (rowloss.masked_fill(~counted, 0).sum(1) / den).sum()
         grads = dict(zip(names, torch.autograd.grad(loss, list(leaves.values())), strict=True))
-        if t == 0:
-            for name, g in grads.items():
-                perm = None if g.is_contiguous() else _dense_permutation(g)
-                if perm is not None:
-                    inverse[name] = [perm.index(d) for d in range(len(perm))]
-                    leaves[name] = leaves[name].detach().permute(perm).contiguous()
-                    leaves[name].requires_grad_(True)
-                    grads[name] = g.permute(perm)
         # every real member takes this step: update in place; else only the active slots move
         stepping = cnt_np[t] > 0
         moving = None
