@@ -367,7 +367,7 @@ def _stack_slots(modules, slots, chunk_size: int, layouts: dict, device) -> dict
     with torch.no_grad():
         for name, first in modules[0].named_parameters():
             perm = layouts[name]
-            zero = torch.zeros_like(first)
+            zero = torch.zeros_like(first) if len(module_of) < chunk_size else None
             values = []
             for slot in range(chunk_size):
                 value = module_of[slot].get_parameter(name) if slot in module_of else zero
