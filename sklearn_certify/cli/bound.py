@@ -24,30 +24,45 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "--data", default="digits-1v7",
+        "--data",
+        default="digits-1v7",
         help="'digits-1v7' (bundled), or a .npz with arrays X, y (optionally X_test, y_test), "
         "or a .csv with a header whose label column is --label-column (default: last).",
     )
     parser.add_argument("--label-column", default=None, help="label column of a .csv file")
     parser.add_argument(
-        "--epsilons", type=float, nargs="+", default=list(PAPER_EPSILONS),
+        "--epsilons",
+        type=float,
+        nargs="+",
+        default=list(PAPER_EPSILONS),
         help="poison fractions in [0, 1) (default: the paper's grid 0 .. 0.3)",
     )
-    parser.add_argument("--rho-sq", type=float, default=0.8,
-                        help="squared radius of ||w||^2 + b^2 (default 0.8)")
-    parser.add_argument("--percentile", type=float, default=70.0,
-                        help="sphere/slab percentile of the clean data (default 70)")
+    parser.add_argument(
+        "--rho-sq", type=float, default=0.8, help="squared radius of ||w||^2 + b^2 (default 0.8)"
+    )
+    parser.add_argument(
+        "--percentile",
+        type=float,
+        default=70.0,
+        help="sphere/slab percentile of the clean data (default 70)",
+    )
     parser.add_argument("--max-iter", type=int, default=2000, help="iterations T (default 2000)")
     parser.add_argument("--lr", type=float, default=0.1, help="step size eta (default 0.1)")
     parser.add_argument("--oracle", choices=("closed_form", "cvxpy"), default="closed_form")
-    parser.add_argument("--loss", choices=("hinge", "logistic", "squared_hinge"),
-                        default="hinge")
-    parser.add_argument("--learner", choices=("constrained", "linear_svc"),
-                        default="constrained",
-                        help="defender's model used to score the candidate attack")
+    parser.add_argument("--loss", choices=("hinge", "logistic", "squared_hinge"), default="hinge")
+    parser.add_argument(
+        "--learner",
+        choices=("constrained", "linear_svc"),
+        default="constrained",
+        help="defender's model used to score the candidate attack",
+    )
     parser.add_argument("--attack", choices=("iterates", "sampled"), default="iterates")
-    parser.add_argument("--test-size", type=float, default=0.25,
-                        help="held-out fraction when the data has no test split (default 0.25)")
+    parser.add_argument(
+        "--test-size",
+        type=float,
+        default=0.25,
+        help="held-out fraction when the data has no test split (default 0.25)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--out", default=".", help="output folder (default: current folder)")
     parser.set_defaults(func=run)
@@ -115,10 +130,20 @@ def run(args) -> int:
         args.data, label_column=args.label_column, test_size=args.test_size, seed=args.seed
     )
     curve = bound_curve(
-        X, y, args.epsilons, rho_sq=args.rho_sq, X_test=X_test, y_test=y_test,
-        defense=SphereSlabDefense(percentile=args.percentile), lr=args.lr,
-        max_iter=args.max_iter, oracle=args.oracle, loss=args.loss, attack=args.attack,
-        learner=args.learner, random_state=args.seed,
+        X,
+        y,
+        args.epsilons,
+        rho_sq=args.rho_sq,
+        X_test=X_test,
+        y_test=y_test,
+        defense=SphereSlabDefense(percentile=args.percentile),
+        lr=args.lr,
+        max_iter=args.max_iter,
+        oracle=args.oracle,
+        loss=args.loss,
+        attack=args.attack,
+        learner=args.learner,
+        random_state=args.seed,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -128,8 +153,10 @@ def run(args) -> int:
     ax.figure.tight_layout()
     ax.figure.savefig(png_path, dpi=120)
     plt.close(ax.figure)
-    print(f"{'epsilon':>8} {'eps_eff':>8} {'U*':>9} {'atk total':>10} {'test loss':>10} "
-          f"{'test err':>9}")
+    print(
+        f"{'epsilon':>8} {'eps_eff':>8} {'U*':>9} {'atk total':>10} {'test loss':>10} "
+        f"{'test err':>9}"
+    )
     for i in range(len(curve.epsilons)):
         print(
             f"{curve.epsilons[i]:8.3f} {curve.epsilons_effective[i]:8.4f} "

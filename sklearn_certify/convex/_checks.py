@@ -9,15 +9,17 @@ import scipy.sparse as sp
 from sklearn.utils import check_array
 
 
-def check_features(
-    X, name: str = "X", *, n_features: int | None = None, allow_empty: bool = False
-):
+def check_features(X, name: str = "X", *, n_features: int | None = None, allow_empty: bool = False):
     """Return ``X`` as float64 (dense ndarray or CSR matrix), rejecting NaN and infinity."""
     if X is None:
         raise ValueError(f"{name} is required; got None.")
     try:
         X = check_array(
-            X, accept_sparse="csr", dtype=np.float64, ensure_all_finite=False, input_name=name,
+            X,
+            accept_sparse="csr",
+            dtype=np.float64,
+            ensure_all_finite=False,
+            input_name=name,
             ensure_min_samples=0 if allow_empty else 1,
         )
     except ValueError as exc:

@@ -175,16 +175,31 @@ def bound_curve(
     for value in eps:
         seed = rng.randint(np.iinfo(np.int32).max)
         res = upper_bound(
-            X, y, float(value), rho_sq=rho_sq, defense=defense, lr=lr, max_iter=max_iter,
-            oracle=oracle, loss=loss, attack=attack, random_state=seed,
+            X,
+            y,
+            float(value),
+            rho_sq=rho_sq,
+            defense=defense,
+            lr=lr,
+            max_iter=max_iter,
+            oracle=oracle,
+            loss=loss,
+            attack=attack,
+            random_state=seed,
         )
         results.append(res)
         ev = None
         if evaluate:
             ev = evaluate_attack(
-                X, y, res.poison_X, res.poison_y,
-                X_test if has_test else X, y_test if has_test else y,
-                rho_sq=rho_sq, loss=loss, learner=learner,
+                X,
+                y,
+                res.poison_X,
+                res.poison_y,
+                X_test if has_test else X,
+                y_test if has_test else y,
+                rho_sq=rho_sq,
+                loss=loss,
+                learner=learner,
             )
         evaluations.append(ev)
         rows["total"].append(ev.total_train_loss if ev else nan)

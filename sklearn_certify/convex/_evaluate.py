@@ -98,8 +98,13 @@ def _linear_svc_bisection(X, y, rho_sq, loss, *, wd_low=0.001, wd_high=256.0, ma
     def fit(wd):
         nonlocal n_warn
         clf = LinearSVC(
-            C=1.0 / (n * wd), loss=loss, tol=1e-6, fit_intercept=True, max_iter=100000,
-            random_state=24, dual=True,
+            C=1.0 / (n * wd),
+            loss=loss,
+            tol=1e-6,
+            fit_intercept=True,
+            max_iter=100000,
+            random_state=24,
+            dual=True,
         )
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)

@@ -388,11 +388,13 @@ def train_chunk(
     n_classes: int,
     random_state: int,
     verbose: int = 0,
+    state: dict | None = None,
 ) -> dict:
     """Train the members of one chunk; return their stacked parameters.
 
     Returns ``{name: (chunk_size, *param.shape) tensor}`` on the net's device; ``slots[i]`` holds
-    member ``member_ids[i]`` and absent slots hold zeros.
+    member ``member_ids[i]`` and absent slots hold zeros. ``state`` holds the optimizer's
+    buffers; passing the dict of an earlier chunk reuses their memory (they are reset here).
     """
     import torch
     from torch.func import functional_call, vmap
@@ -436,7 +438,9 @@ def train_chunk(
         return functional_call(template, (p, {}), (x,))
 
     batched = vmap(call)
-    state = {name: {} for name in names}
+    state = {} if state is None else state
+    for name in names:
+        state.setdefault(name, {})
     steps = range(T)
     if verbose > 1:
         from tqdm.auto import tqdm
@@ -497,6 +501,43 @@ def train_chunk(
     }
 
 
+def _buffer(st: dict, key: str, like, *, zero: bool = True):
+    """``st[key]``: a tensor laid out like ``like``, reusing the memory already there if it fits.
+
+    Chunks trained one after another reuse their optimizer buffers this way: fresh memory of
+    this size costs a page fault per 4 KiB on first touch, more than the step that uses it.
+    """
+    import torch
+
+    old = st.get(key)
+    fits = (
+        old is not None
+        and old.shape == like.shape
+        and old.stride() == like.stride()
+        and old.dtype == like.dtype
+        and old.device == like.device
+    )
+    if not fits:
+        st[key] = torch.zeros_like(like)
+    elif zero:
+        old.zero_()
+    return st[key]
+
+
+def train_chunks(net, X, y, specs, **kwargs) -> list:
+    """Train several chunks one after another (one joblib job), reusing the buffers' memory.
+
+    ``specs`` holds ``(subsets, member_ids, slots)`` per chunk; ``kwargs`` go to
+    :func:`train_chunk`. Returns one dict of stacked parameters per chunk.
+    """
+    if kwargs.get("verbose"):
+        from tqdm.auto import tqdm
+
+        specs = tqdm(specs, desc="training chunks", unit="chunk", leave=False)
+    state: dict = {}
+    return [train_chunk(net, X, y, *spec, state=state, **kwargs) for spec in specs]
+
+
 def _copy_slots(target, source, slots) -> None:
     """``target[slots] = source[slots]`` along the slot axis, in place."""
     target.index_copy_(0, slots, source.index_select(0, slots))
@@ -532,15 +573,14 @@ def _update(config: _Config, st: dict, p, g, t: int, active) -> None:
         )
         g = g.contiguous()  # the fused kernel assumes the layout of p
         if t == 0:  # every member's first step is global step 0, when all are active
-            st["buf"] = torch.zeros_like(p)
+            _buffer(st, "buf", p)
         if active is None:
             fused([p], [g], [st["buf"]], is_first_step=t == 0, **kwargs)
             return
         # The kernel runs over full-size scratch copies (only the active slots need current
         # values), then the active slots are copied back.
-        if "scratch" not in st:
-            st["scratch"] = (torch.zeros_like(p), torch.zeros_like(p))
-        new_p, new_buf = st["scratch"]
+        new_p = _buffer(st, "scratch_p", p, zero=False)
+        new_buf = _buffer(st, "scratch_buf", p, zero=False)
         _copy_slots(new_p, p, active)
         _copy_slots(new_buf, st["buf"], active)
         fused([new_p], [g], [new_buf], is_first_step=False, **kwargs)
@@ -552,7 +592,7 @@ def _update(config: _Config, st: dict, p, g, t: int, active) -> None:
     if config.optimizer == "sgd":
         if config.momentum:
             if t == 0:  # every member's first step is global step 0
-                st["buf"] = g.clone()
+                _buffer(st, "buf", p, zero=False).copy_(g)
             elif active is None:
                 st["buf"].mul_(config.momentum).add_(g, alpha=1 - config.dampening)
             else:
@@ -566,8 +606,8 @@ def _update(config: _Config, st: dict, p, g, t: int, active) -> None:
         return
     # Adam: an active member at global step t has taken exactly t + 1 steps
     if t == 0:
-        st["m"] = torch.zeros_like(p)
-        st["v"] = torch.zeros_like(p)
+        _buffer(st, "m", p)
+        _buffer(st, "v", p)
     if active is None:
         st["m"].lerp_(g, 1 - config.beta1)
         st["v"].mul_(config.beta2).addcmul_(g, g, value=1 - config.beta2)
@@ -601,6 +641,7 @@ def fit_vectorized(
     n_params,
 ):
     """Group members into id-determined chunks, train the chunks through joblib, stack them."""
+    from joblib import effective_n_jobs
     from sklearn.base import clone
     from sklearn.utils.parallel import Parallel, delayed
 
@@ -619,29 +660,38 @@ def fit_vectorized(
     for pos, mid in enumerate(member_ids):
         chunks.setdefault(int(mid) // chunk_size, []).append(pos)
     keys = sorted(chunks)
-    jobs = []
-    for key in keys:
-        pos = chunks[key]
-        jobs.append(
-            delayed(train_chunk)(
-                net,
-                X,
-                y,
-                [subsets[p] for p in pos],
-                [int(member_ids[p]) for p in pos],
-                [int(member_ids[p]) % chunk_size for p in pos],
-                chunk_size=chunk_size,
-                n_classes=n_classes,
-                random_state=random_state,
-                verbose=verbose,
-            )
+    specs = [
+        (
+            [subsets[p] for p in chunks[key]],
+            [int(member_ids[p]) for p in chunks[key]],
+            [int(member_ids[p]) % chunk_size for p in chunks[key]],
         )
+        for key in keys
+    ]
+    # Consecutive chunks go to the same job, which reuses their buffers' memory; the grouping
+    # only balances the work (no chunk's arithmetic depends on it).
+    workers = effective_n_jobs(n_jobs)
+    n_groups = 1 if workers == 1 else min(len(specs), 4 * workers)
+    groups = [g for g in np.array_split(np.arange(len(specs)), n_groups) if g.size]
+    jobs = [
+        delayed(train_chunks)(
+            net,
+            X,
+            y,
+            [specs[c] for c in group],
+            chunk_size=chunk_size,
+            n_classes=n_classes,
+            random_state=random_state,
+            verbose=verbose,
+        )
+        for group in groups
+    ]
     results = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
-    if verbose:
+    if verbose and len(jobs) > 1:
         from tqdm.auto import tqdm
 
-        results = tqdm(results, total=len(jobs), desc="training chunks", unit="chunk")
-    stacked = list(results)
+        results = tqdm(results, total=len(jobs), desc="chunk groups", unit="group")
+    stacked = [chunk for group in results for chunk in group]
     chunk_of = np.empty(len(subsets), dtype=np.int64)
     for position, key in enumerate(keys):
         chunk_of[chunks[key]] = position
