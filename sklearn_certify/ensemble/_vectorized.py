@@ -388,13 +388,14 @@ def train_chunk(
     n_classes: int,
     random_state: int,
     verbose: int = 0,
-    state: dict | None = None,
+    workspace: dict | None = None,
 ) -> dict:
     """Train the members of one chunk; return their stacked parameters.
 
     Returns ``{name: (chunk_size, *param.shape) tensor}`` on the net's device; ``slots[i]`` holds
-    member ``member_ids[i]`` and absent slots hold zeros. ``state`` holds the optimizer's
-    buffers; passing the dict of an earlier chunk reuses their memory (they are reset here).
+    member ``member_ids[i]`` and absent slots hold zeros. ``workspace`` (a dict) keeps the
+    gradient layouts and the optimizer's buffers; passing the dict of an earlier chunk of the
+    same net reuses them (buffers are reset here, so no state carries over).
     """
     import torch
     from torch.func import functional_call, vmap
@@ -424,7 +425,10 @@ def train_chunk(
     # Each stacked parameter is stored in the axis order its gradient comes in (the forward
     # sees the usual layout through a permuted view), so the optimizer reads gradients as they
     # are. The layout depends only on the module and the shapes, never on the data.
-    layouts = _gradient_layouts(template, Xc)
+    workspace = {} if workspace is None else workspace
+    if "layouts" not in workspace:
+        workspace["layouts"] = _gradient_layouts(template, Xc)
+    layouts = workspace["layouts"]
     leaves = _stack_slots(modules, slots, chunk_size, layouts, device)
     names = list(leaves)
     inverse = {
@@ -438,9 +442,7 @@ def train_chunk(
         return functional_call(template, (p, {}), (x,))
 
     batched = vmap(call)
-    state = {} if state is None else state
-    for name in names:
-        state.setdefault(name, {})
+    state = workspace.setdefault("buffers", {name: {} for name in names})
     steps = range(T)
     if verbose > 1:
         from tqdm.auto import tqdm
@@ -525,7 +527,7 @@ def _buffer(st: dict, key: str, like, *, zero: bool = True):
 
 
 def train_chunks(net, X, y, specs, **kwargs) -> list:
-    """Train several chunks one after another (one joblib job), reusing the buffers' memory.
+    """Train several chunks one after another (one joblib job), sharing one workspace.
 
     ``specs`` holds ``(subsets, member_ids, slots)`` per chunk; ``kwargs`` go to
     :func:`train_chunk`. Returns one dict of stacked parameters per chunk.
@@ -534,8 +536,8 @@ def train_chunks(net, X, y, specs, **kwargs) -> list:
         from tqdm.auto import tqdm
 
         specs = tqdm(specs, desc="training chunks", unit="chunk", leave=False)
-    state: dict = {}
-    return [train_chunk(net, X, y, *spec, state=state, **kwargs) for spec in specs]
+    workspace: dict = {}
+    return [train_chunk(net, X, y, *spec, workspace=workspace, **kwargs) for spec in specs]
 
 
 def _copy_slots(target, source, slots) -> None:
