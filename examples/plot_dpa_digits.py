@@ -37,8 +37,11 @@ net = make_digits_net(max_epochs=30)  # DigitsCNN: two conv blocks and a linear 
 clf = DPAClassifier(net, n_partitions=30, engine="vectorized", random_state=0)
 start = time.perf_counter()
 clf.fit(X, y)
-print(f"trained {len(clf.estimators_)} CNNs in {time.perf_counter() - start:.1f} s")
+print(f"trained {len(clf.trained_members_)} CNNs in {time.perf_counter() - start:.1f} s")
 print("training rows per member:", clf.member_sizes_.min(), "to", clf.member_sizes_.max())
+# The members stay stacked (``clf.trained_members_``) and are scored together; each one is an
+# ordinary fitted skorch net when you ask for it:
+print(type(clf.estimators_[0]).__name__, clf.estimators_[0].module_.__class__.__name__)
 
 # %%
 # Certify the test split

@@ -66,6 +66,8 @@ def test_outputs_equal_each_nets_forward_and_leave_torch_rng_alone(fitted):
     assert member_outputs(members, X[:0], n_classes=10).shape == (0, 5, 10)
     with pytest.raises(ValueError, match="n_classes=10"):
         member_outputs(members, X[:5], n_classes=12)
+    with pytest.raises(TypeError, match="float32"):
+        member_outputs(members, X[:5].astype(np.float64), n_classes=10)
 
 
 def test_pickle_round_trip_is_exact(fitted):

@@ -152,6 +152,13 @@ class StackedMembers(Sequence):
 
         forward = vmap(call, in_dims=(0, None))
         Xt = torch.as_tensor(np.asarray(X))
+        dtype = next(iter(self.chunks[0].values())).dtype
+        if Xt.is_floating_point() and Xt.dtype != dtype:
+            raise TypeError(
+                f"X has dtype {np.asarray(X).dtype} but the members' parameters are {dtype} "
+                "(the dtype they were trained on); pass X in that dtype, e.g. "
+                "X.astype(np.float32)."
+            )
         with torch.no_grad():
             for c, params in enumerate(self.chunks):
                 members = np.flatnonzero(self.chunk_of == c)
