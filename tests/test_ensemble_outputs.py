@@ -90,6 +90,10 @@ def test_skorch_outputs_are_logits(data, engine):
         member_outputs(members, X[:10], n_classes=12)
     with pytest.raises(ValueError, match="n_classes"):
         member_outputs(members[:1], X[:10], n_classes=12)
+    # X in another dtype than the nets were trained on: a clear error, not torch's
+    for subset in (members, members[:1]):
+        with pytest.raises(TypeError, match="float32"):
+            member_outputs(subset, X[:10].astype(np.float64), n_classes=10)
 
 
 def test_mixed_members(data):

@@ -65,7 +65,21 @@ def _sklearn_output(member, X, position: int, n_classes: int, method: str) -> np
     return out
 
 
+def _check_net_dtype(net, X, position: int) -> None:
+    first = next(net.module_.parameters(), None) if hasattr(net, "module_") else None
+    dtype = np.asarray(X[:0]).dtype
+    if first is not None and np.issubdtype(dtype, np.floating):
+        import torch
+
+        if torch.empty(0, dtype=first.dtype).numpy().dtype != dtype:
+            raise TypeError(
+                f"X has dtype {dtype} but members[{position}]'s parameters are {first.dtype} "
+                "(the dtype it was trained on); pass X in that dtype, e.g. X.astype(np.float32)."
+            )
+
+
 def _net_forward(net, X, position: int, n_classes: int) -> np.ndarray:
+    _check_net_dtype(net, X, position)
     out = net.forward(X, training=False)
     if isinstance(out, (tuple, list)):
         out = out[0]
@@ -159,6 +173,7 @@ def member_outputs_impl(members, X, *, n_classes: int, method: str = "auto") -> 
     nets = all(is_skorch_net(m) for m in members)
     if nets and method in ("auto", "forward"):
         if len(members) > 1 and _stackable(members):
+            _check_net_dtype(members[0], X, 0)
             try:
                 return _vmap_forward(members, X, n_classes)
             except (RuntimeError, NotImplementedError):  # a module vmap cannot run
