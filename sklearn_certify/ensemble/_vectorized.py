@@ -29,7 +29,7 @@ import numpy as np
 
 from sklearn_certify.ensemble._loop import make_member
 from sklearn_certify.ensemble._seeding import shuffle_seed, torch_init_seed
-from sklearn_certify.ensemble._skorch import torch_seeded
+from sklearn_certify.ensemble._skorch import torch_rng_session, torch_seeded
 from sklearn_certify.ensemble._stacked import StackedMembers
 
 _SGD_KEYS = {
@@ -314,9 +314,11 @@ def _initial_modules(net, member_ids, random_state: int) -> list:
     after seeding; callbacks and criterion draw nothing), without building the rest of a net.
     """
     kwargs = net.get_params_for("module")
+    seeds = [torch_init_seed(random_state, int(mid)) for mid in member_ids]
     modules = []
-    for mid in member_ids:
-        with torch_seeded(torch_init_seed(random_state, int(mid)), [net]):
+    with torch_rng_session([net]) as reseed:
+        for seed in seeds:
+            reseed(seed)
             modules.append(net.initialized_instance(net.module, kwargs))
     return modules
 
