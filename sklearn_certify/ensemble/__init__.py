@@ -25,11 +25,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from sklearn_certify.ensemble._loop import as_index_array, fit_loop
+from sklearn_certify.ensemble._net_config import unsupported_reason
 from sklearn_certify.ensemble._outputs import member_outputs_impl
 from sklearn_certify.ensemble._seeding import check_member_seed_args
 from sklearn_certify.ensemble._skorch import check_net, is_skorch_net, nested_nets
 from sklearn_certify.ensemble._stacked import StackedMembers
-from sklearn_certify.ensemble._vectorized import fit_vectorized, unsupported_reason
+from sklearn_certify.ensemble._vectorized import fit_vectorized
 
 __all__ = ["EngineFallbackWarning", "StackedMembers", "fit_members", "member_outputs"]
 

@@ -1,0 +1,220 @@
+"""What the vectorized engine needs from a skorch net: validated settings, a probe, chunk sizes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from sklearn_certify.ensemble._loop import make_member
+from sklearn_certify.ensemble._skorch import torch_seeded
+
+_SGD_KEYS = {
+    "lr",
+    "momentum",
+    "dampening",
+    "weight_decay",
+    "nesterov",
+    "foreach",
+    "maximize",
+    "differentiable",
+    "fused",
+}
+_ADAM_KEYS = {
+    "lr",
+    "betas",
+    "eps",
+    "weight_decay",
+    "amsgrad",
+    "foreach",
+    "maximize",
+    "capturable",
+    "differentiable",
+    "fused",
+}
+_ITER_KEYS = {
+    "shuffle",
+    "batch_size",
+    "num_workers",
+    "pin_memory",
+    "drop_last",
+    "generator",
+    "persistent_workers",
+    "prefetch_factor",
+    "timeout",
+}
+_DEFAULT_MEMORY_BUDGET = 1 << 29  # bytes of training state per chunk (512 MiB)
+_TENSOR_CAP = 1 << 23  # bytes of the largest stacked tensor of a chunk (8 MiB)
+
+
+class NetConfig:
+    """Everything the vectorized trainer needs from a skorch net, validated."""
+
+    def __init__(self, net, n_classes: int):
+        import torch
+        from skorch import NeuralNet, NeuralNetClassifier
+        from skorch.dataset import Dataset
+
+        if type(net) not in (NeuralNet, NeuralNetClassifier):
+            raise Unsupported(
+                f"{type(net).__name__} is a subclass of a skorch net (it may override the "
+                "training step); only NeuralNet and NeuralNetClassifier are vectorized"
+            )
+        if net.callbacks not in (None, "disable") and len(net.callbacks) > 0:
+            raise Unsupported("the net has callbacks, which the vectorized engine cannot run")
+        if net.dataset is not Dataset or net.get_params_for("dataset"):
+            raise Unsupported("a custom dataset is set")
+        if net.iterator_train is not torch.utils.data.DataLoader:
+            raise Unsupported("a custom iterator_train is set")
+        it_kwargs = net.get_params_for("iterator_train")
+        extra = set(it_kwargs) - _ITER_KEYS
+        if extra or it_kwargs.get("drop_last", False) or it_kwargs.get("sampler") is not None:
+            raise Unsupported(f"unsupported iterator_train settings {sorted(extra) or 'drop_last'}")
+        self.shuffle = bool(it_kwargs.get("shuffle", False))
+        self.batch_size = int(it_kwargs.get("batch_size", net.batch_size))
+        if self.batch_size <= 0:
+            raise Unsupported(
+                "batch_size=-1 (full batch) gives shapes that depend on the data size"
+            )
+        self.max_epochs = int(net.max_epochs)
+
+        # criterion
+        crit = net.criterion
+        crit_kwargs = net.get_params_for("criterion")
+        if crit not in (torch.nn.CrossEntropyLoss, torch.nn.NLLLoss):
+            raise Unsupported(
+                f"criterion {getattr(crit, '__name__', crit)!r} is not supported "
+                "(CrossEntropyLoss and NLLLoss are)"
+            )
+        allowed = {"weight", "ignore_index", "reduction"}
+        if crit is torch.nn.CrossEntropyLoss:
+            allowed.add("label_smoothing")
+        if set(crit_kwargs) - allowed or crit_kwargs.get("reduction", "mean") != "mean":
+            raise Unsupported(f"criterion settings {sorted(crit_kwargs)} are not supported")
+        if crit_kwargs.get("label_smoothing", 0.0) and crit_kwargs.get("weight") is not None:
+            raise Unsupported("label_smoothing together with class weights is not supported")
+        self.criterion = crit
+        self.class_weight = crit_kwargs.get("weight")
+        self.ignore_index = int(crit_kwargs.get("ignore_index", -100))
+        self.label_smoothing = float(crit_kwargs.get("label_smoothing", 0.0))
+        # skorch's classifier feeds log(p + eps) to NLLLoss
+        self.log_probs = crit is torch.nn.NLLLoss and isinstance(net, NeuralNetClassifier)
+
+        # optimizer
+        opt = net.optimizer
+        opt_kwargs = net.get_params_for("optimizer")
+        if opt not in (torch.optim.SGD, torch.optim.Adam):
+            raise Unsupported(
+                f"optimizer {getattr(opt, '__name__', opt)!r} is not supported (SGD and Adam are)"
+            )
+        keys = _SGD_KEYS if opt is torch.optim.SGD else _ADAM_KEYS
+        if set(opt_kwargs) - keys or opt_kwargs.get("maximize") or opt_kwargs.get("amsgrad"):
+            raise Unsupported(f"optimizer settings {sorted(opt_kwargs)} are not supported")
+        if opt_kwargs.get("differentiable"):
+            raise Unsupported("differentiable optimizers are not supported")
+        if any(k.startswith("param_groups") for k in opt_kwargs):
+            raise Unsupported("per-parameter-group optimizer settings are not supported")
+        self.optimizer = "sgd" if opt is torch.optim.SGD else "adam"
+        self.lr = float(opt_kwargs.get("lr", net.lr))
+        self.weight_decay = float(opt_kwargs.get("weight_decay", 0.0))
+        self.momentum = float(opt_kwargs.get("momentum", 0.0))
+        self.dampening = float(opt_kwargs.get("dampening", 0.0))
+        self.nesterov = bool(opt_kwargs.get("nesterov", False))
+        betas = opt_kwargs.get("betas", (0.9, 0.999))
+        self.beta1, self.beta2 = float(betas[0]), float(betas[1])
+        self.eps = float(opt_kwargs.get("eps", 1e-8))
+        self.device = torch.device(net.device if net.device is not None else "cpu")
+        self.n_classes = n_classes
+
+
+class Unsupported(Exception):
+    """The net cannot be trained by the vectorized engine (message says why)."""
+
+
+def _probe_module(net, X, n_classes: int):
+    """Build one member module and run a vmapped train-mode step on two rows, or raise."""
+    import torch
+    from torch.func import functional_call, stack_module_state, vmap
+
+    member = make_member(net, 0, 0, n_classes)
+    with torch_seeded(0, [member]):
+        member.initialize()
+    module = member.module_
+    if any(True for _ in module.buffers()):
+        raise Unsupported(
+            "the module has buffers (e.g. BatchNorm running statistics), which would mix the "
+            "padded rows into the statistics"
+        )
+    first = next(module.parameters(), None)
+    if first is not None and first.is_floating_point():
+        x_dtype = torch.as_tensor(np.asarray(X[:1])).dtype
+        if x_dtype != first.dtype:
+            raise TypeError(
+                f"X has dtype {np.asarray(X[:1]).dtype} but the net's parameters are "
+                f"{first.dtype}; skorch nets need matching dtypes. Pass "
+                "X.astype(np.float32) (or build a module of X's dtype)."
+            )
+    module.train()
+    params, _ = stack_module_state([module, module])
+    xb = torch.as_tensor(np.asarray(X[:2])).to(member.device or "cpu")
+    xb = torch.stack([xb, xb])
+
+    def call(p, x):
+        return functional_call(module, (p, {}), (x,))
+
+    try:
+        out = vmap(call, randomness="error")(params, xb)
+    except Exception as exc:  # vmap raises many types for modules it cannot batch
+        raise Unsupported(f"vmap cannot run the module in training mode ({exc})") from exc
+    if not isinstance(out, torch.Tensor) or out.ndim != 3 or out.shape[2] != n_classes:
+        shape = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise Unsupported(
+            f"the module's output {shape} is not one (n_rows, n_classes={n_classes}) tensor"
+        )
+    sizes = [p.numel() for p in module.parameters()]
+    return sum(sizes), max(sizes)
+
+
+def check_vectorizable(net, X, n_classes: int):
+    """Return ``(config, n_params_per_member)`` or raise ``Unsupported``."""
+    if not isinstance(X, np.ndarray) or not np.issubdtype(X.dtype, np.floating):
+        raise Unsupported("X must be a floating numpy array")
+    config = NetConfig(net, n_classes)
+    n_params = _probe_module(net, X, n_classes)
+    return config, n_params
+
+
+def auto_chunk_size(
+    config: NetConfig,
+    n_params: tuple[int, int],
+    row_numel: int,
+    n_members_total: int,
+    memory_budget: int | None,
+) -> int:
+    """Members per chunk, from the module's size and the total number of member ids.
+
+    Never depends on data sizes or on which members are present. Two limits: the chunk's
+    training state (parameters, gradients, two optimizer states, temporaries and a few copies
+    of the batch) stays under ``memory_budget``; and no single stacked tensor exceeds
+    ``_TENSOR_CAP`` bytes, so the allocator can recycle them between steps instead of mapping
+    fresh pages each step (page faults otherwise dominate on CPU).
+    """
+    total, largest = n_params
+    budget = _DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
+    batch = config.batch_size * max(row_numel, config.n_classes)
+    per_member = 4 * (6 * total + 8 * batch)
+    cap = budget // per_member
+    if config.device.type == "cpu":  # the CUDA caching allocator recycles blocks by itself
+        cap = min(cap, _TENSOR_CAP // (4 * max(largest, batch)))
+    cap = max(1, cap)
+    n_chunks = math.ceil(n_members_total / cap)
+    return math.ceil(n_members_total / n_chunks)
+
+
+def unsupported_reason(net, X, n_classes: int):
+    """``(None, n_params)`` if the vectorized engine can train ``net``, else ``(reason, None)``."""
+    try:
+        _, n_params = check_vectorizable(net, X, n_classes)
+    except Unsupported as exc:
+        return str(exc), None
+    return None, n_params
