@@ -183,39 +183,12 @@ def train_chunk(
         it = idx[t]
         xb = Xc[it]  # (M, W, ...): one gather per step
         yb = yc[it]
-        c = cnt[t]
-        active = c > 0
-        valid = arange_w < c[:, None]
         views = {
             name: leaf if inverse[name] is None else leaf.permute(inverse[name])
             for name, leaf in leaves.items()
         }
         out = batched(views, xb)  # (M, W, C)
-        if config.log_probs:
-            out = torch.log(out + torch.finfo(out.dtype).eps)
-        flat = out.reshape(-1, out.shape[-1])
-        ytrue = yb.reshape(-1)
-        if config.criterion is torch.nn.CrossEntropyLoss:
-            rowloss = torch.nn.functional.cross_entropy(
-                flat,
-                ytrue,
-                weight=weight,
-                ignore_index=config.ignore_index,
-                reduction="none",
-                label_smoothing=config.label_smoothing,
-            )
-        else:
-            rowloss = torch.nn.functional.nll_loss(
-                flat, ytrue, weight=weight, ignore_index=config.ignore_index, reduction="none"
-            )
-        rowloss = rowloss.reshape(valid.shape)
-        counted = valid & (yb != config.ignore_index)
-        if weight is None:
-            den = counted.sum(1).to(out.dtype)
-        else:
-            den = torch.where(counted, weight[yb.clamp(0, n_classes - 1)], 0).sum(1)
-        den = torch.where(active, den, torch.ones_like(den))
-        loss = (rowloss.masked_fill(~counted, 0).sum(1) / den).sum()
+        loss = _chunk_loss(config, out, yb, cnt[t], arange_w, weight)
         grads = dict(zip(names, torch.autograd.grad(loss, list(leaves.values())), strict=True))
         # every real member takes this step: update in place; else only the active slots move
         stepping = cnt_np[t] > 0
@@ -230,6 +203,43 @@ def train_chunk(
         name: (leaf if inverse[name] is None else leaf.permute(inverse[name])).detach()
         for name, leaf in leaves.items()
     }
+
+
+def _chunk_loss(config: NetConfig, out, yb, counts, arange_w, weight):
+    """Sum over slots of each member's skorch loss on its real rows (padding masked out).
+
+    ``out`` is ``(M, W, C)``, ``yb`` ``(M, W)`` and ``counts`` ``(M,)`` real rows per slot. A
+    member's term is the sum of its real rows' losses over their count (or class weight),
+    which is skorch's mean; a slot with no rows contributes exactly zero.
+    """
+    import torch
+
+    if config.log_probs:
+        out = torch.log(out + torch.finfo(out.dtype).eps)
+    flat = out.reshape(-1, out.shape[-1])
+    ytrue = yb.reshape(-1)
+    if config.criterion is torch.nn.CrossEntropyLoss:
+        rowloss = torch.nn.functional.cross_entropy(
+            flat,
+            ytrue,
+            weight=weight,
+            ignore_index=config.ignore_index,
+            reduction="none",
+            label_smoothing=config.label_smoothing,
+        )
+    else:
+        rowloss = torch.nn.functional.nll_loss(
+            flat, ytrue, weight=weight, ignore_index=config.ignore_index, reduction="none"
+        )
+    valid = arange_w < counts[:, None]
+    rowloss = rowloss.reshape(valid.shape)
+    counted = valid & (yb != config.ignore_index)
+    if weight is None:
+        den = counted.sum(1).to(out.dtype)
+    else:
+        den = torch.where(counted, weight[yb.clamp(0, config.n_classes - 1)], 0).sum(1)
+    den = torch.where(counts > 0, den, torch.ones_like(den))
+    return (rowloss.masked_fill(~counted, 0).sum(1) / den).sum()
 
 
 def train_chunks(net, X, y, specs, **kwargs) -> list:
