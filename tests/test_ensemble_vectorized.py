@@ -1,5 +1,7 @@
 """Vectorized engine: agreement with the loop engine, exact independence, fallbacks."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -30,8 +32,29 @@ class BNMLP(TinyMLP):
 
 
 class DropMLP(TinyMLP):
+    def __init__(self, p=0.5):
+        super().__init__()
+        self.p = p
+
     def forward(self, x):
-        return self.l2(torch.nn.functional.dropout(torch.relu(self.l1(x)), 0.5, self.training))
+        return self.l2(torch.nn.functional.dropout(torch.relu(self.l1(x)), self.p, self.training))
+
+
+class PoissonNoiseMLP(TinyMLP):
+    def forward(self, x):
+        noise = torch.poisson(torch.full_like(x, 0.1)) if self.training else 0
+        return super().forward(x + noise)
+
+
+class NoisyEvalMLP(TinyMLP):
+    def forward(self, x):
+        return super().forward(x + 0.01 * torch.randn_like(x))
+
+
+class ItemMLP(TinyMLP):
+    def forward(self, x):
+        out = super().forward(x)
+        return out if out.sum().item() > 0 else -out
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +166,42 @@ def test_exact_partition_independence_vectorized(digits, chunk_size, opt):
         assert _equal(_params(m), ref[i])
 
 
+@pytest.mark.parametrize("chunk_size", [None, 3])
+def test_dropout_members_are_vectorized_and_independent(digits, chunk_size):
+    """Dropout draws come from per-(chunk, step) seeds: no fallback, exact independence."""
+    X, y = digits
+    sizes = [24, 17, 9, 40, 31, 16, 8]
+    subsets, rest = disjoint_subsets(len(X), sizes, seed=3)
+    big = int(np.argmax(sizes))
+    net = _net(DropMLP, optimizer__momentum=0.9)
+    kw = dict(
+        n_classes=10,
+        random_state=5,
+        engine="auto",
+        chunk_size=chunk_size,
+        n_members_total=len(sizes),
+    )
+    rng_state = torch.get_rng_state()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EngineFallbackWarning)
+        ref = [_params(m) for m in fit_members(net, X, y, subsets, **kw)]
+    assert torch.equal(rng_state, torch.get_rng_state())  # the caller's generator is restored
+    again = [_params(m) for m in fit_members(net, X, y, subsets, **kw)]
+    assert all(_equal(a, b) for a, b in zip(ref, again, strict=True))
+    changed = list(subsets)
+    changed[big] = np.concatenate([subsets[big], rest[:1]])
+    new = fit_members(net, X, y, changed, **kw)
+    for i in range(len(sizes)):
+        assert _equal(_params(new[i]), ref[i]) == (i != big), i
+    keep = [0, 1, 3, 5, 6]
+    partial = fit_members(net, X, y, [subsets[i] for i in keep], member_ids=keep, **kw)
+    for m, i in zip(partial, keep, strict=True):
+        assert _equal(_params(m), ref[i])
+    # dropout really acts: p=0 trains other weights from the same start
+    plain = fit_members(_net(DropMLP, module__p=0.0, optimizer__momentum=0.9), X, y, subsets, **kw)
+    assert not any(_equal(_params(a), b) for a, b in zip(plain, ref, strict=True))
+
+
 def test_vectorized_n_jobs_and_results_are_ordinary_nets(digits):
     X, y = digits
     subsets, _ = disjoint_subsets(len(X), [20, 30, 25, 35, 10])
@@ -176,13 +235,24 @@ def test_auto_uses_vectorized_engine_for_supported_nets(digits, monkeypatch):
     "net, reason",
     [
         (_net(BNMLP), "buffers"),
-        (_net(DropMLP), "vmap cannot run"),
+        (_net(ItemMLP), "vmap cannot run"),
+        (_net(PoissonNoiseMLP), "aten::poisson"),
+        (_net(NoisyEvalMLP), "eval mode"),
         (_net(optimizer=torch.optim.RMSprop), "optimizer"),
         (_net(criterion=torch.nn.MultiMarginLoss), "criterion"),
         (_net(batch_size=-1), "batch_size"),
         (_net(callbacks=[("lr", __import__("skorch").callbacks.LRScheduler())]), "callbacks"),
     ],
-    ids=["batchnorm", "dropout", "rmsprop", "criterion", "full_batch", "callbacks"],
+    ids=[
+        "batchnorm",
+        "item",
+        "poisson",
+        "noisy_eval",
+        "rmsprop",
+        "criterion",
+        "full_batch",
+        "callbacks",
+    ],
 )
 def test_fallback_to_loop_with_warning(digits, net, reason):
     X, y = digits

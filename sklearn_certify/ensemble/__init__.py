@@ -123,10 +123,10 @@ def fit_members(
         Non-negative base seed.
     engine : {"auto", "loop", "vectorized"}, default="auto"
         ``"auto"`` uses the vectorized engine for skorch nets it supports and the loop engine
-        otherwise. A skorch net the vectorized engine cannot train (BatchNorm or dropout
-        modules, callbacks, optimizers other than SGD/Adam, criteria other than
-        CrossEntropyLoss/NLLLoss, ``batch_size=-1``) is fitted by the loop engine with an
-        :class:`EngineFallbackWarning` naming the reason.
+        otherwise. A skorch net the vectorized engine cannot train (BatchNorm modules, random
+        ops other than dropout-like ones, callbacks, optimizers other than SGD/Adam, criteria
+        other than CrossEntropyLoss/NLLLoss, ``batch_size=-1``) is fitted by the loop engine
+        with an :class:`EngineFallbackWarning` naming the reason.
     n_jobs : int, default=None
         Parallel jobs, joblib semantics (``None`` means 1 unless inside
         ``joblib.parallel_config``).
@@ -178,7 +178,7 @@ def fit_members(
             f"got {type(estimator).__name__}. Use engine='loop' (or 'auto')."
         )
     if engine in ("auto", "vectorized") and is_skorch_net(estimator):
-        reason, n_params = unsupported_reason(estimator, X, int(n_classes))
+        reason, probe = unsupported_reason(estimator, X, int(n_classes))
         if reason is None:
             return fit_vectorized(
                 estimator,
@@ -193,7 +193,7 @@ def fit_members(
                 chunk_size=_positive_or_none(chunk_size, "chunk_size"),
                 n_members_total=_positive_or_none(n_members_total, "n_members_total"),
                 memory_budget=_positive_or_none(memory_budget, "memory_budget"),
-                n_params=n_params,
+                probe=probe,
             )
         warnings.warn(
             f"The vectorized engine cannot train this skorch net: {reason}. Falling back to the "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -131,7 +132,51 @@ class Unsupported(Exception):
     """The net cannot be trained by the vectorized engine (message says why)."""
 
 
-def _probe_module(net, X, n_classes: int):
+class Probe(NamedTuple):
+    """What a probe of the net's module found."""
+
+    n_params: int  # parameters per member
+    largest: int  # entries of its largest parameter tensor
+    randomness: str  # "error" (no random ops in training) or "different" (dropout and kin)
+
+
+#: Random ops allowed in a vectorized module's training forward. Each draws from the generator
+#: in amounts fixed by the tensor's shape alone, so with fixed shapes one member's draws never
+#: depend on another member's data (rejection samplers such as Poisson would break this).
+_SHAPE_SEEDED_OPS = frozenset(
+    {
+        "aten::bernoulli",
+        "aten::bernoulli_",
+        "aten::native_dropout",
+        "aten::uniform_",
+        "aten::normal_",
+        "aten::rand",
+        "aten::rand_like",
+        "aten::randn",
+        "aten::randn_like",
+    }
+)
+
+
+def _random_ops(module, x) -> set:
+    """Names of the random ops ``module(x)`` runs (torch ops tagged ``nondeterministic_seeded``)."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen = set()
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if torch.Tag.nondeterministic_seeded in func.tags:
+                seen.add(func._schema.name)
+            return func(*args, **(kwargs or {}))
+
+    with torch.no_grad(), torch_seeded(0), Record():
+        module(x)
+    return seen
+
+
+def _probe_module(net, X, n_classes: int) -> Probe:
     """Build one member module and run a vmapped train-mode step on two rows, or raise."""
     import torch
     from torch.func import functional_call, stack_module_state, vmap
@@ -154,16 +199,33 @@ def _probe_module(net, X, n_classes: int):
                 f"{first.dtype}; skorch nets need matching dtypes. Pass "
                 "X.astype(np.float32) (or build a module of X's dtype)."
             )
-    module.train()
+    rows = torch.as_tensor(np.asarray(X[:2])).to(member.device or "cpu")
+    try:
+        eval_ops = _random_ops(module.eval(), rows)
+        random_ops = _random_ops(module.train(), rows)
+    except Exception as exc:  # the module fails on its own; vmap would too
+        raise Unsupported(f"the module cannot run on two rows ({exc})") from exc
+    if eval_ops:
+        raise Unsupported(
+            f"the module draws random numbers in eval mode ({', '.join(sorted(eval_ops))}), so "
+            "its members' outputs would not be functions of their training data"
+        )
+    unsafe = sorted(random_ops - _SHAPE_SEEDED_OPS)
+    if unsafe:
+        raise Unsupported(
+            f"the module draws random numbers with {', '.join(unsafe)}, whose use of the "
+            "generator may depend on the values drawn for other members"
+        )
+    randomness = "different" if random_ops else "error"
     params, _ = stack_module_state([module, module])
-    xb = torch.as_tensor(np.asarray(X[:2])).to(member.device or "cpu")
-    xb = torch.stack([xb, xb])
+    xb = torch.stack([rows, rows])
 
     def call(p, x):
         return functional_call(module, (p, {}), (x,))
 
     try:
-        out = vmap(call, randomness="error")(params, xb)
+        with torch_seeded(0):
+            out = vmap(call, randomness=randomness)(params, xb)
     except Exception as exc:  # vmap raises many types for modules it cannot batch
         raise Unsupported(f"vmap cannot run the module in training mode ({exc})") from exc
     if not isinstance(out, torch.Tensor) or out.ndim != 3 or out.shape[2] != n_classes:
@@ -172,21 +234,20 @@ def _probe_module(net, X, n_classes: int):
             f"the module's output {shape} is not one (n_rows, n_classes={n_classes}) tensor"
         )
     sizes = [p.numel() for p in module.parameters()]
-    return sum(sizes), max(sizes)
+    return Probe(sum(sizes), max(sizes), randomness)
 
 
-def check_vectorizable(net, X, n_classes: int):
-    """Return ``(config, n_params_per_member)`` or raise ``Unsupported``."""
+def check_vectorizable(net, X, n_classes: int) -> tuple[NetConfig, Probe]:
+    """Return ``(config, probe)`` or raise ``Unsupported``."""
     if not isinstance(X, np.ndarray) or not np.issubdtype(X.dtype, np.floating):
         raise Unsupported("X must be a floating numpy array")
     config = NetConfig(net, n_classes)
-    n_params = _probe_module(net, X, n_classes)
-    return config, n_params
+    return config, _probe_module(net, X, n_classes)
 
 
 def auto_chunk_size(
     config: NetConfig,
-    n_params: tuple[int, int],
+    probe: Probe,
     row_numel: int,
     n_members_total: int,
     memory_budget: int | None,
@@ -199,7 +260,7 @@ def auto_chunk_size(
     ``_TENSOR_CAP`` bytes, so the allocator can recycle them between steps instead of mapping
     fresh pages each step (page faults otherwise dominate on CPU).
     """
-    total, largest = n_params
+    total, largest = probe.n_params, probe.largest
     budget = _DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
     batch = config.batch_size * max(row_numel, config.n_classes)
     per_member = 4 * (6 * total + 8 * batch)
@@ -212,9 +273,9 @@ def auto_chunk_size(
 
 
 def unsupported_reason(net, X, n_classes: int):
-    """``(None, n_params)`` if the vectorized engine can train ``net``, else ``(reason, None)``."""
+    """``(None, probe)`` if the vectorized engine can train ``net``, else ``(reason, None)``."""
     try:
-        _, n_params = check_vectorizable(net, X, n_classes)
+        _, probe = check_vectorizable(net, X, n_classes)
     except Unsupported as exc:
         return str(exc), None
-    return None, n_params
+    return None, probe

@@ -17,6 +17,7 @@ import numpy as np
 _SKLEARN = 0
 _TORCH_INIT = 1
 _SHUFFLE = 2
+_CHUNK_STEP = 3
 
 
 def check_member_seed_args(random_state, member_ids, n_subsets: int) -> np.ndarray:
@@ -67,6 +68,18 @@ def torch_init_seed(random_state: int, member_id: int) -> int:
 def shuffle_seed(random_state: int, member_id: int) -> int:
     """Seed of the ``torch.Generator`` that orders member ``member_id``'s training batches."""
     state = _sequence(random_state, member_id, _SHUFFLE).generate_state(2, dtype=np.uint32)
+    return int((int(state[0]) << 31) | (int(state[1]) >> 1))
+
+
+def chunk_step_seed(random_state: int, chunk: int, step: int) -> int:
+    """Seed of torch's generator for step ``step`` of vectorized chunk ``chunk`` (dropout).
+
+    The chunk is ``member_id // chunk_size`` and a member's slot in it is
+    ``member_id % chunk_size``, so what a member draws is a function of its own id (and the
+    chunk size, which depends on no data).
+    """
+    words = [int(random_state), int(chunk), int(step), _CHUNK_STEP]
+    state = np.random.SeedSequence(words).generate_state(2, dtype=np.uint32)
     return int((int(state[0]) << 31) | (int(state[1]) >> 1))
 
 

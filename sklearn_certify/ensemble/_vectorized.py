@@ -16,7 +16,10 @@ Within a chunk the members' parameters are stacked (``torch.func.stack_module_st
 * chunk membership is ``member_id // chunk_size`` and a chunk always holds ``chunk_size`` slots
   (absent ids are inert dummy slots), so no shape depends on which other members exist;
 * a step that only some members take runs the optimizer kernel over full-size tensors and copies
-  back the active slots, so an active slot's arithmetic is the same in every step.
+  back the active slots, so an active slot's arithmetic is the same in every step;
+* a module with dropout draws each step's random numbers for the whole chunk, as one tensor of
+  fixed shape, from torch's generator seeded by ``(random_state, chunk, step)``; a member gets
+  the part at its slot, so its draws depend on its id alone.
 
 The trained chunks are returned as a :class:`~sklearn_certify.ensemble.StackedMembers`.
 """
@@ -28,8 +31,8 @@ import numpy as np
 from sklearn_certify.ensemble._net_config import NetConfig, auto_chunk_size
 from sklearn_certify.ensemble._optim import optimizer_step
 from sklearn_certify.ensemble._schedule import batch_schedule
-from sklearn_certify.ensemble._seeding import shuffle_seed, torch_init_seed
-from sklearn_certify.ensemble._skorch import torch_rng_session
+from sklearn_certify.ensemble._seeding import chunk_step_seed, shuffle_seed, torch_init_seed
+from sklearn_certify.ensemble._skorch import torch_rng_session, torch_seeded
 from sklearn_certify.ensemble._stacked import StackedMembers
 
 
@@ -50,7 +53,7 @@ def _initial_modules(net, member_ids, random_state: int) -> list:
     return modules
 
 
-def _gradient_layouts(template, rows) -> dict:
+def _gradient_layouts(template, rows, randomness: str) -> dict:
     """Per parameter, the axis order in which its stacked gradient comes out contiguous.
 
     One vmapped forward/backward of two slots on two zero rows (shaped like ``rows``) shows how
@@ -67,7 +70,9 @@ def _gradient_layouts(template, rows) -> dict:
         for name, p in template.named_parameters()
     }
     x = torch.zeros((2, 2, *rows.shape[1:]), dtype=rows.dtype, device=rows.device)
-    out = vmap(lambda p, x: functional_call(template, (p, {}), (x,)))(stacked, x)
+    forward = vmap(lambda p, x: functional_call(template, (p, {}), (x,)), randomness=randomness)
+    with torch_seeded(0):  # a module with dropout draws; leave the caller's generator alone
+        out = forward(stacked, x)
     grads = torch.autograd.grad(out.square().sum(), list(stacked.values()), allow_unused=True)
     layouts = {}
     for name, g in zip(stacked, grads, strict=True):
@@ -116,15 +121,19 @@ def train_chunk(
     chunk_size: int,
     n_classes: int,
     random_state: int,
+    randomness: str = "error",
     verbose: int = 0,
     workspace: dict | None = None,
 ) -> dict:
     """Train the members of one chunk; return their stacked parameters.
 
     Returns ``{name: (chunk_size, *param.shape) tensor}`` on the net's device; ``slots[i]`` holds
-    member ``member_ids[i]`` and absent slots hold zeros. ``workspace`` (a dict) keeps the
-    gradient layouts and the optimizer's buffers; passing the dict of an earlier chunk of the
-    same net reuses them (buffers are reset here, so no state carries over).
+    member ``member_ids[i]`` and absent slots hold zeros. ``randomness="different"`` (a module
+    with dropout) draws each step's random numbers for the whole chunk from torch's generator
+    seeded by ``(random_state, chunk, step)``, so slot ``s`` always gets the same part of a draw
+    of a fixed shape. ``workspace`` (a dict) keeps the gradient layouts and the optimizer's
+    buffers; passing the dict of an earlier chunk of the same net reuses them (buffers are reset
+    here, so no state carries over).
     """
     import torch
     from torch.func import functional_call, vmap
@@ -156,7 +165,7 @@ def train_chunk(
     # are. The layout depends only on the module and the shapes, never on the data.
     workspace = {} if workspace is None else workspace
     if "layouts" not in workspace:
-        workspace["layouts"] = _gradient_layouts(template, Xc)
+        workspace["layouts"] = _gradient_layouts(template, Xc, randomness)
     layouts = workspace["layouts"]
     leaves = _stack_slots(modules, slots, chunk_size, layouts, device)
     names = list(leaves)
@@ -170,7 +179,8 @@ def train_chunk(
     def call(p, x):
         return functional_call(template, (p, {}), (x,))
 
-    batched = vmap(call)
+    batched = vmap(call, randomness=randomness)
+    chunk = int(member_ids[0]) // chunk_size
     state = workspace.setdefault("buffers", {name: {} for name in names})
     steps = range(T)
     if verbose > 1:
@@ -187,7 +197,12 @@ def train_chunk(
             name: leaf if inverse[name] is None else leaf.permute(inverse[name])
             for name, leaf in leaves.items()
         }
-        out = batched(views, xb)  # (M, W, C)
+        if randomness == "error":
+            out = batched(views, xb)  # (M, W, C)
+        else:
+            with torch_rng_session([net]) as reseed:
+                reseed(chunk_step_seed(random_state, chunk, t))
+                out = batched(views, xb)
         loss = _chunk_loss(config, out, yb, cnt[t], arange_w, weight)
         grads = dict(zip(names, torch.autograd.grad(loss, list(leaves.values())), strict=True))
         # every real member takes this step: update in place; else only the active slots move
@@ -270,7 +285,7 @@ def fit_vectorized(
     chunk_size,
     n_members_total,
     memory_budget,
-    n_params,
+    probe,
 ):
     """Group members into id-determined chunks, train the chunks through joblib, stack them."""
     from joblib import effective_n_jobs
@@ -287,7 +302,7 @@ def fit_vectorized(
         )
     if chunk_size is None:
         row_numel = int(np.prod(X.shape[1:])) if X.ndim > 1 else 1
-        chunk_size = auto_chunk_size(config, n_params, row_numel, n_members_total, memory_budget)
+        chunk_size = auto_chunk_size(config, probe, row_numel, n_members_total, memory_budget)
     chunks: dict[int, list[int]] = {}
     for pos, mid in enumerate(member_ids):
         chunks.setdefault(int(mid) // chunk_size, []).append(pos)
@@ -314,6 +329,7 @@ def fit_vectorized(
             chunk_size=chunk_size,
             n_classes=n_classes,
             random_state=random_state,
+            randomness=probe.randomness,
             verbose=verbose,
         )
         for group in groups
