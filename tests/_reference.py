@@ -50,14 +50,16 @@ def fa_certificate_loop(preds, n_classes, n_buckets, shifts):
     return y, cert
 
 
-def runoff_prediction(scores):
-    """Run-off winner for one sample: scores (n_members, n_classes)."""
-    n_members, n_classes = scores.shape
-    first = [int(np.argmax(s)) for s in scores]
+def runoff_prediction(scores, n_classes=None):
+    """Run-off winner for one sample: a sequence of per-member score rows; ``None`` abstains."""
+    voting = [np.asarray(s, dtype=float) for s in scores if s is not None]
+    if n_classes is None:
+        n_classes = len(voting[0])
+    first = [int(np.argmax(s)) for s in voting]
     votes = counts_of(first, n_classes)
     order = np.argsort(-votes, kind="stable")
     m1, m2 = int(order[0]), int(order[1])
-    e = 2 * sum(1 for s in scores if s[m1] > s[m2]) - n_members
+    e = 2 * sum(1 for s in voting if s[m1] > s[m2]) - len(voting)
     if e > 0:
         return m1
     if e < 0:

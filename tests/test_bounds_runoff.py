@@ -148,3 +148,123 @@ def test_bad_scores(scores, message):
 def test_fa_runoff_needs_every_learner():
     with pytest.raises(ValueError, match="learner-id order"):
         fa_runoff_radius(np.zeros((1, 5, 3)), 3, 2)
+
+
+# ---------------------------------------------------------------- abstaining members
+def _with_abstainers(members):
+    """Scores array (abstainers get arbitrary scores, which must be ignored) and the mask."""
+    rng = np.random.default_rng(len(members))
+    mask = np.array([m is None for m in members])
+    scores = np.array(
+        [rng.integers(0, 3, 3) if m is None else m for m in members], dtype=float
+    )[None]
+    return scores, mask
+
+
+def test_abstainers_take_part_in_neither_round():
+    # Voting members: 0>1>2, 0>1>2, 1>0>2; two empty partitions.
+    # Round 1 counts [2, 1, 0]; run-off 0 vs 1: E = 2*2 - 3 = 1 -> class 0.
+    members = [(3, 2, 1), (3, 2, 1), (2, 3, 1), None, None]
+    scores, mask = _with_abstainers(members)
+    assert runoff_predict(scores, abstain=mask).tolist() == [0]
+    assert runoff_radius(scores, abstain=mask)[0].tolist() == [0]
+    # Flat scores in their place would vote 0 in round one and, tied in the run-off, count
+    # against class 0, electing class 1: abstaining is not the same as voting "flat".
+    flat = scores.copy()
+    flat[0, mask] = 1.0
+    assert runoff_predict(flat).tolist() == [1]
+    # per-sample masks broadcast the same way
+    assert runoff_predict(np.repeat(scores, 2, 0), abstain=np.stack([mask, mask])).tolist() == [
+        0,
+        0,
+    ]
+
+
+def test_everyone_abstaining_elects_class_zero_with_radius_zero():
+    scores = np.zeros((1, 4, 3))
+    mask = np.ones(4, dtype=bool)
+    assert runoff_radius(scores, abstain=mask) == (np.array([0]), np.array([0]))
+    p, r = fa_runoff_radius(scores, 2, 2, abstain=mask)
+    assert (p.tolist(), r.tolist()) == ([0], [0])
+
+
+ABSTAIN_OPTIONS = [*SCORE_OPTIONS, None]
+
+
+def clean_election_with_abstainers(rng, n_members, most=2):
+    """1..``most`` abstainers among members that mostly agree (so radii above 0 occur)."""
+    favourite = SCORE_OPTIONS[rng.integers(len(SCORE_OPTIONS))]
+    members = [
+        favourite if rng.random() < 0.8 else SCORE_OPTIONS[rng.integers(len(SCORE_OPTIONS))]
+        for _ in range(n_members)
+    ]
+    for j in rng.choice(n_members, size=rng.integers(1, most + 1), replace=False):
+        members[j] = None
+    return members
+
+
+@pytest.mark.parametrize("n_members", [4, 5])
+def test_brute_force_with_abstainers(n_members):
+    """Members abstain in the clean election; an attacker may rewrite up to radius+1 members
+    to any scores or to abstaining: the run-off winner holds within the radius."""
+    rng = np.random.default_rng(10 + n_members)
+    groups = [[m] for m in range(n_members)]
+
+    def predict(members):
+        return runoff_prediction(members, n_classes=3)
+
+    tight, certified = 0, 0
+    for _ in range(20):
+        clean = clean_election_with_abstainers(rng, n_members)
+        scores, mask = _with_abstainers(clean)
+        p, r = runoff_radius(scores, abstain=mask)
+        assert p[0] == predict(clean)
+        needed = smallest_attack(clean, predict, groups, ABSTAIN_OPTIONS, max_size=int(r[0]) + 1)
+        assert needed > r[0]
+        tight += needed == r[0] + 1
+        certified += r[0] > 0
+    assert tight >= 14
+    assert certified >= 3
+
+
+def test_brute_force_fa_runoff_with_abstainers():
+    k, d = 3, 2
+    rng = np.random.default_rng(4)
+    groups = fa_bucket_learners(k, d).tolist()
+    options = [*SCORE_OPTIONS[::2], (0, 1, 2), (2, 1, 0), (1, 2, 0), None]
+
+    def predict(members):
+        return runoff_prediction(members, n_classes=3)
+
+    certified = 0
+    for _ in range(150):
+        clean = clean_election_with_abstainers(rng, k * d, most=4)
+        scores, mask = _with_abstainers(clean)
+        p, r = fa_runoff_radius(scores, k, d, abstain=mask)
+        assert p[0] == predict(clean)
+        if r[0] == 0:
+            continue
+        certified += 1
+        needed = smallest_attack(clean, predict, groups, options, max_size=int(r[0]))
+        assert needed > r[0]
+    assert certified >= 3
+    # Four abstainers. One poisoned bucket feeds learner 2 (prefers 0) and learner 0
+    # (abstains): rewritten to tied scores, both vote 0 in round one but count against class 0
+    # in the run-off, which moves the margin of 3 by 2 + 1 and elects class 1. An abstaining
+    # learner must count as able to move the margin by 1, or FA would claim radius 1.
+    clean = [None, None, (2, 1, 0), (2, 1, 0), None, None]
+    scores, mask = _with_abstainers(clean)
+    assert fa_runoff_radius(scores, k, d, abstain=mask)[1].tolist() == [0]
+    assert smallest_attack(clean, predict, groups, options, max_size=1) == 1
+
+
+@pytest.mark.parametrize(
+    "abstain, error, match",
+    [
+        ([0, 1, 0], TypeError, "boolean"),
+        ([True, False], ValueError, "shape"),
+    ],
+)
+def test_bad_abstain(abstain, error, match):
+    with pytest.raises(error, match=match):
+        runoff_radius(np.zeros((1, 3, 2)), abstain=np.asarray(abstain))

@@ -2,8 +2,15 @@
 
 Round 1: every member votes for its top-scoring class (first maximum); the two
 classes with most votes (ties to the smaller index) go to a run-off. Round 2:
-each member prefers the finalist it scores strictly higher; the finalist with
-more preferences wins, ties to the smaller index.
+each member prefers the first finalist if it scores it strictly higher (a tie
+counts for the second, as in the official code); the finalist with more
+preferences wins, ties to the smaller index.
+
+An *abstaining* member (an empty partition) takes part in neither round: it
+votes for no class and prefers neither finalist. A poison may turn any member
+into a voter with any scores or into an abstainer; each such change moves a
+round-one gap by at most 2 (and two gaps by at most 2 + 1) and the run-off
+margin by at most 2, so the bounds below hold with abstainers too.
 """
 
 from __future__ import annotations
@@ -35,36 +42,61 @@ def _check_scores(scores) -> np.ndarray:
     return scores
 
 
+def _check_abstain(abstain, scores: np.ndarray) -> np.ndarray:
+    """``abstain`` as a boolean (n_samples, n_members) mask (``None``: nobody abstains)."""
+    n_samples, n_members, _ = scores.shape
+    if abstain is None:
+        return np.zeros((n_samples, n_members), dtype=bool)
+    mask = np.asarray(abstain)
+    if mask.dtype != bool:
+        raise TypeError(f"abstain must be a boolean array, got dtype {mask.dtype}.")
+    if mask.shape not in ((n_members,), (n_samples, n_members)):
+        raise ValueError(
+            f"abstain must have shape (n_members,) = ({n_members},) or (n_samples, n_members) "
+            f"= ({n_samples}, {n_members}), got {mask.shape}."
+        )
+    return np.broadcast_to(mask, (n_samples, n_members))
+
+
 def _ceil_half(x):
     return -(-x // 2)
 
 
-def _election(scores):
-    """Round-1 votes and the run-off outcome; all arrays vectorized over samples."""
-    n_samples, n_members, n_classes = scores.shape
+def _election(scores, abstain):
+    """Round-1 votes and the run-off outcome; all arrays vectorized over samples.
+
+    Returns the members' round-1 votes (-1 for abstainers), the vote counts, the prediction,
+    the other finalist, ``prefers[i, j, c]`` (member j is voting and scores the prediction
+    strictly above class c) and the number of voting members per sample.
+    """
+    n_samples, _, n_classes = scores.shape
     rows = np.arange(n_samples)
-    first = np.argmax(scores, axis=2)  # first maximum: ties to the smaller class index
+    voting = ~abstain
+    first = np.where(voting, np.argmax(scores, axis=2), -1)  # first maximum: smaller index
     votes = np.zeros((n_samples, n_classes), dtype=np.int64)
-    np.add.at(votes, (np.repeat(rows, n_members), first.ravel()), 1)
+    sample_of, member_of = np.nonzero(voting)
+    np.add.at(votes, (sample_of, first[sample_of, member_of]), 1)
     order = np.argsort(-votes, axis=1, kind="stable")
     m1, m2 = order[:, 0], order[:, 1]
+    n_voting = voting.sum(axis=1)
     s_m1 = scores[rows, :, m1]
     s_m2 = scores[rows, :, m2]
-    e = 2 * np.sum(s_m1 > s_m2, axis=1) - n_members
+    e = 2 * np.sum((s_m1 > s_m2) & voting, axis=1) - n_voting
     prediction = np.where(e > 0, m1, np.where(e < 0, m2, np.minimum(m1, m2)))
     second = m1 + m2 - prediction
-    # prefers[i, j, c]: member j scores the prediction strictly above class c.
-    prefers = scores[rows, :, prediction][:, :, None] > scores
-    return first, votes, prediction, second, prefers
+    prefers = (scores[rows, :, prediction][:, :, None] > scores) & voting[:, :, None]
+    return first, votes, prediction, second, prefers, n_voting
 
 
-def runoff_predict(scores) -> np.ndarray:
+def runoff_predict(scores, abstain=None) -> np.ndarray:
     """Run-off election prediction from members' real-valued outputs.
 
     Parameters
     ----------
     scores : array-like of shape (n_samples, n_members, n_classes)
         Member outputs (logits, probabilities or decision values).
+    abstain : array-like of bool of shape (n_members,) or (n_samples, n_members), default=None
+        Members that take part in neither round (their scores are ignored).
 
     Returns
     -------
@@ -80,7 +112,8 @@ def runoff_predict(scores) -> np.ndarray:
     >>> runoff_predict(scores).tolist()
     [1]
     """
-    return _election(_check_scores(scores))[2].astype(np.int64)
+    scores = _check_scores(scores)
+    return _election(scores, _check_abstain(abstain, scores))[2].astype(np.int64)
 
 
 def _pair_cost(g1, g2):
@@ -88,7 +121,7 @@ def _pair_cost(g1, g2):
     return np.maximum(np.maximum(_ceil_half(g1), _ceil_half(g2)), -(-(g1 + g2) // 3))
 
 
-def runoff_radius(scores) -> tuple[np.ndarray, np.ndarray]:
+def runoff_radius(scores, abstain=None) -> tuple[np.ndarray, np.ndarray]:
     """Run-off election prediction and its DPA certified radius.
 
     Each poison changes one member arbitrarily (its vote and its ranking). The
@@ -102,6 +135,8 @@ def runoff_radius(scores) -> tuple[np.ndarray, np.ndarray]:
     ----------
     scores : array-like of shape (n_samples, n_members, n_classes)
         Each member's real-valued outputs, in member (partition) order.
+    abstain : array-like of bool of shape (n_members,) or (n_samples, n_members), default=None
+        Members that take part in neither round (empty partitions); their scores are ignored.
 
     Returns
     -------
@@ -123,10 +158,12 @@ def runoff_radius(scores) -> tuple[np.ndarray, np.ndarray]:
     (array([0]), array([1]))
     """
     scores = _check_scores(scores)
-    n_samples, n_members, n_classes = scores.shape
+    n_samples, _, n_classes = scores.shape
     rows = np.arange(n_samples)
     classes = np.arange(n_classes)
-    _, votes, prediction, second, prefers = _election(scores)
+    _, votes, prediction, second, prefers, n_voting = _election(
+        scores, _check_abstain(abstain, scores)
+    )
 
     def gap(a):  # votes each class must gain on a[i] to overtake it in round 1
         return votes[rows, a][:, None] - votes + (classes[None, :] > a[:, None])
@@ -137,7 +174,7 @@ def runoff_radius(scores) -> tuple[np.ndarray, np.ndarray]:
     pair_ok = other[:, :, None] & other[:, None, :] & (classes[:, None] != classes[None, :])[None]
     cert_r1 = np.where(pair_ok, cost1, _INF).reshape(n_samples, -1).min(axis=1)
 
-    e_pred = 2 * prefers.sum(axis=1) - n_members  # E_p[c]
+    e_pred = 2 * prefers.sum(axis=1) - n_voting[:, None]  # E_p[c] over the voting members
     reach = _ceil_half(np.maximum(gap(second), 0))
     win = _ceil_half(np.maximum(e_pred + (classes[None, :] > prediction[:, None]), 0))
     cert_r2 = np.where(other, np.maximum(reach, win), _INF).min(axis=1)
@@ -158,7 +195,7 @@ def _need(gap, power):
 
 
 def fa_runoff_radius(
-    scores, n_partitions: int, spread: int, shifts=None
+    scores, n_partitions: int, spread: int, shifts=None, abstain=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run-off election prediction and its Finite Aggregation certified radius.
 
@@ -174,6 +211,8 @@ def fa_runoff_radius(
         ``k`` and ``d``.
     shifts : array-like of shape (spread,), default=None
         Bucket-to-learner shifts; ``None`` uses the official :func:`fa_shifts`.
+    abstain : array-like of bool of shape (n_learners,) or (n_samples, n_learners), default=None
+        Learners that take part in neither round (all their buckets empty).
 
     Returns
     -------
@@ -204,9 +243,12 @@ def fa_runoff_radius(
     bucket_learners = (np.arange(k * d)[:, None] + shifts[None, :]) % (k * d)
     rows = np.arange(n_samples)
     classes = np.arange(n_classes)
-    first, votes, prediction, second, prefers = _election(scores)
-    onehot = (first[:, :, None] == classes).astype(np.int64)  # (n, L, C)
+    mask = _check_abstain(abstain, scores)
+    first, votes, prediction, second, prefers, n_voting = _election(scores, mask)
+    onehot = (first[:, :, None] == classes).astype(np.int64)  # (n, L, C); abstainers: none
     per_bucket = onehot[:, bucket_learners, :].sum(axis=2)  # (n, B, C): learners voting c
+    # an abstaining learner can lower a run-off margin by 1 (it starts preferring the other)
+    abstaining = mask[:, bucket_learners].sum(axis=2)  # (n, B)
 
     def to(a, m):
         """Poisoned buckets needed for class m[i] to overtake a[i] in round 1."""
@@ -219,8 +261,9 @@ def fa_runoff_radius(
         c1v = np.full(n_samples, c1)
         # R2: class c1 reaches the run-off against the current runner-up and wins it.
         reach = np.where(second == c1, 0, to(second, c1v))
-        pref_bucket = 2 * prefers[:, :, c1][:, bucket_learners].sum(axis=2)
-        win = _need(2 * prefers[:, :, c1].sum(axis=1) - n_learners + (c1 > prediction), pref_bucket)
+        pref_bucket = 2 * prefers[:, :, c1][:, bucket_learners].sum(axis=2) + abstaining
+        margin = 2 * prefers[:, :, c1].sum(axis=1) - n_voting + (c1 > prediction)
+        win = _need(margin, pref_bucket)
         best = np.where(prediction != c1, np.minimum(best, np.maximum(reach, win)), best)
         for c2 in range(c1 + 1, n_classes):
             c2v = np.full(n_samples, c2)

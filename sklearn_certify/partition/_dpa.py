@@ -60,7 +60,7 @@ class _ConstantMember:
 
 
 class _AbstainMember:
-    """Member for an empty partition: it casts no vote (plurality) and has flat scores (run-off)."""
+    """Member for an empty partition: it casts no vote; its (flat) scores are never used to vote."""
 
     def __init__(self, n_classes: int):
         self.n_classes = int(n_classes)
@@ -215,11 +215,10 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     * Member ``j`` sees the rows of its partition sorted by content (SHA-256
       digest of the canonical bytes, then label), and its randomness comes from
       ``(seed_, j)`` only, so poisoning another partition leaves it unchanged.
-    * An empty partition's member abstains: it votes for no class (and has flat
-      scores under run-off, where it therefore votes for class index 0 in round
-      one and counts as preferring neither finalist in the run-off). A partition
-      whose labels are all one class gets a constant member predicting it. Both
-      are deterministic functions of the partition, hence sound.
+    * An empty partition's member abstains: it votes for no class, and under
+      run-off it takes part in neither round. A partition whose labels are all
+      one class gets a constant member predicting it. Both are deterministic
+      functions of the partition, hence sound.
     * The set of classes is taken from the training labels; the certificate
       assumes the attacker does not add a class never seen before.
 
@@ -627,11 +626,8 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         n_classes = self.classes_.shape[0]
         member_votes = self._member_votes(scores)
         n = scores.shape[0]
-        # Under run-off an empty member's flat scores take part like any other member's (its
-        # round-one vote is class index 0), so the votes reported are the ones the bound used.
-        runoff = self.election == "runoff" and n_classes > 1
-        voting = np.ones_like(abstain) if runoff else ~abstain
-        learner_preds = np.where(voting[None, :], member_votes, bounds.ABSTAIN)
+        # An empty member votes for no class, in the plurality vote and in both run-off rounds.
+        learner_preds = np.where(~abstain[None, :], member_votes, bounds.ABSTAIN)
         votes = bounds.fa_vote_counts(learner_preds, n_classes)
         k, d = int(self.n_partitions), int(self.spread)
         if n == 0:
@@ -648,10 +644,12 @@ class DPAClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             no_vote = votes.sum(axis=1) == 0
         elif self.election == "runoff":
             if d == 1 and np.all(self.shifts_ == 0):
-                pred, radius = bounds.runoff_radius(scores)
+                pred, radius = bounds.runoff_radius(scores, abstain=abstain)
             else:
-                pred, radius = bounds.fa_runoff_radius(scores, k, d, shifts=self.shifts_)
-            no_vote = np.zeros(n, dtype=bool)
+                pred, radius = bounds.fa_runoff_radius(
+                    scores, k, d, shifts=self.shifts_, abstain=abstain
+                )
+            no_vote = np.full(n, bool(abstain.all()))
         elif d == 1:
             pred, radius = bounds.dpa_radius(votes)
             no_vote = votes.sum(axis=1) == 0
