@@ -71,51 +71,6 @@ def clean_election(rng, n_members):
     ]
 
 
-@pytest.mark.parametrize("n_members", [3, 5, 6])
-def test_brute_force_every_member_rewrite_within_radius(n_members):
-    """Random clean elections; every rewrite of up to radius+1 members to any scores
-    (ties included) is tried: the run-off winner holds within the radius."""
-    rng = np.random.default_rng(n_members)
-    groups = [[m] for m in range(n_members)]
-
-    def predict(members):
-        return runoff_prediction(np.array(members, dtype=float))
-
-    tight, certified = 0, 0
-    for _ in range(25):
-        clean = clean_election(rng, n_members)
-        p, r = runoff_radius(np.array([clean], dtype=float))
-        assert p[0] == predict(clean)
-        needed = smallest_attack(clean, predict, groups, SCORE_OPTIONS, max_size=int(r[0]) + 1)
-        assert needed > r[0]
-        tight += needed == r[0] + 1
-        certified += r[0] > 0
-    assert tight >= 20
-    assert certified >= 5
-
-
-def test_brute_force_fa_runoff_bucket_rewrites():
-    k, d = 3, 2
-    rng = np.random.default_rng(3)
-    groups = fa_bucket_learners(k, d).tolist()
-    options = [*SCORE_OPTIONS[::2], (0, 1, 2), (2, 1, 0), (1, 2, 0)]
-
-    def predict(members):
-        return runoff_prediction(np.array(members, dtype=float))
-
-    certified = 0
-    for _ in range(40):
-        clean = clean_election(rng, k * d)
-        p, r = fa_runoff_radius(np.array([clean], dtype=float), k, d)
-        assert p[0] == predict(clean)
-        if r[0] == 0:
-            continue
-        certified += 1
-        needed = smallest_attack(clean, predict, groups, options, max_size=int(r[0]))
-        assert needed > r[0]
-    assert certified >= 3
-
-
 def test_fa_runoff_with_spread_one_equals_dpa_runoff():
     rng = np.random.default_rng(0)
     scores = rng.integers(0, 4, size=(300, 7, 4)).astype(float)
@@ -155,9 +110,9 @@ def _with_abstainers(members):
     """Scores array (abstainers get arbitrary scores, which must be ignored) and the mask."""
     rng = np.random.default_rng(len(members))
     mask = np.array([m is None for m in members])
-    scores = np.array(
-        [rng.integers(0, 3, 3) if m is None else m for m in members], dtype=float
-    )[None]
+    scores = np.array([rng.integers(0, 3, 3) if m is None else m for m in members], dtype=float)[
+        None
+    ]
     return scores, mask
 
 
@@ -203,44 +158,58 @@ def clean_election_with_abstainers(rng, n_members, most=2):
     return members
 
 
-@pytest.mark.parametrize("n_members", [4, 5])
-def test_brute_force_with_abstainers(n_members):
-    """Members abstain in the clean election; an attacker may rewrite up to radius+1 members
-    to any scores or to abstaining: the run-off winner holds within the radius."""
-    rng = np.random.default_rng(10 + n_members)
+@pytest.mark.parametrize(
+    "n_members, abstainers", [(3, False), (5, False), (6, False), (4, True), (5, True)]
+)
+def test_brute_force_every_member_rewrite_within_radius(n_members, abstainers):
+    """Random clean elections (with one or two abstaining members when ``abstainers``);
+    every rewrite of up to radius+1 members to any scores, ties included (or to abstaining),
+    is tried: the run-off winner holds within the radius, and the radius is mostly tight."""
+    rng = np.random.default_rng(n_members + 10 * abstainers)
     groups = [[m] for m in range(n_members)]
+    options = ABSTAIN_OPTIONS if abstainers else SCORE_OPTIONS
+    trials, min_tight, min_certified = (20, 14, 3) if abstainers else (25, 20, 5)
 
     def predict(members):
         return runoff_prediction(members, n_classes=3)
 
     tight, certified = 0, 0
-    for _ in range(20):
-        clean = clean_election_with_abstainers(rng, n_members)
+    for _ in range(trials):
+        if abstainers:
+            clean = clean_election_with_abstainers(rng, n_members)
+        else:
+            clean = clean_election(rng, n_members)
         scores, mask = _with_abstainers(clean)
-        p, r = runoff_radius(scores, abstain=mask)
+        p, r = runoff_radius(scores, abstain=mask if abstainers else None)
         assert p[0] == predict(clean)
-        needed = smallest_attack(clean, predict, groups, ABSTAIN_OPTIONS, max_size=int(r[0]) + 1)
+        needed = smallest_attack(clean, predict, groups, options, max_size=int(r[0]) + 1)
         assert needed > r[0]
         tight += needed == r[0] + 1
         certified += r[0] > 0
-    assert tight >= 14
-    assert certified >= 3
+    assert tight >= min_tight
+    assert certified >= min_certified
 
 
-def test_brute_force_fa_runoff_with_abstainers():
+@pytest.mark.parametrize("abstainers", [False, True])
+def test_brute_force_fa_runoff_bucket_rewrites(abstainers):
+    """Every rewrite of up to ``radius`` buckets (each controls ``d`` learners) to the listed
+    scores (or to abstaining) keeps the FA run-off winner; with up to four abstainers."""
     k, d = 3, 2
-    rng = np.random.default_rng(4)
+    rng = np.random.default_rng(4 if abstainers else 3)
     groups = fa_bucket_learners(k, d).tolist()
-    options = [*SCORE_OPTIONS[::2], (0, 1, 2), (2, 1, 0), (1, 2, 0), None]
+    options = [*SCORE_OPTIONS[::2], (0, 1, 2), (2, 1, 0), (1, 2, 0)] + [None] * abstainers
 
     def predict(members):
         return runoff_prediction(members, n_classes=3)
 
     certified = 0
-    for _ in range(150):
-        clean = clean_election_with_abstainers(rng, k * d, most=4)
+    for _ in range(150 if abstainers else 40):
+        if abstainers:
+            clean = clean_election_with_abstainers(rng, k * d, most=4)
+        else:
+            clean = clean_election(rng, k * d)
         scores, mask = _with_abstainers(clean)
-        p, r = fa_runoff_radius(scores, k, d, abstain=mask)
+        p, r = fa_runoff_radius(scores, k, d, abstain=mask if abstainers else None)
         assert p[0] == predict(clean)
         if r[0] == 0:
             continue
@@ -248,14 +217,22 @@ def test_brute_force_fa_runoff_with_abstainers():
         needed = smallest_attack(clean, predict, groups, options, max_size=int(r[0]))
         assert needed > r[0]
     assert certified >= 3
+
+
+def test_fa_runoff_abstaining_learner_moves_the_margin():
     # Four abstainers. One poisoned bucket feeds learner 2 (prefers 0) and learner 0
     # (abstains): rewritten to tied scores, both vote 0 in round one but count against class 0
     # in the run-off, which moves the margin of 3 by 2 + 1 and elects class 1. An abstaining
     # learner must count as able to move the margin by 1, or FA would claim radius 1.
+    k, d = 3, 2
     clean = [None, None, (2, 1, 0), (2, 1, 0), None, None]
     scores, mask = _with_abstainers(clean)
     assert fa_runoff_radius(scores, k, d, abstain=mask)[1].tolist() == [0]
-    assert smallest_attack(clean, predict, groups, options, max_size=1) == 1
+    attacked = list(clean)
+    attacked[0] = attacked[2] = (0, 0, 0)  # the learners of one bucket
+    assert [2, 0] in fa_bucket_learners(k, d).tolist()
+    assert runoff_prediction(clean, n_classes=3) == 0
+    assert runoff_prediction(attacked, n_classes=3) == 1
 
 
 @pytest.mark.parametrize(
