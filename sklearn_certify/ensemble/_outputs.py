@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from sklearn_certify.ensemble._skorch import is_skorch_net
-from sklearn_certify.ensemble._stacked import StackedMembers
+from sklearn_certify.ensemble._stacked import (
+    StackedMembers,
+    check_input_dtype,
+    stacked_eval_forward,
+)
 
 _METHODS = ("auto", "predict_proba", "decision_function", "forward")
 
@@ -67,15 +71,8 @@ def _sklearn_output(member, X, position: int, n_classes: int, method: str) -> np
 
 def _check_net_dtype(net, X, position: int) -> None:
     first = next(net.module_.parameters(), None) if hasattr(net, "module_") else None
-    dtype = np.asarray(X[:0]).dtype
-    if first is not None and np.issubdtype(dtype, np.floating):
-        import torch
-
-        if torch.empty(0, dtype=first.dtype).numpy().dtype != dtype:
-            raise TypeError(
-                f"X has dtype {dtype} but members[{position}]'s parameters are {first.dtype} "
-                "(the dtype it was trained on); pass X in that dtype, e.g. X.astype(np.float32)."
-            )
+    if first is not None:
+        check_input_dtype(X, first.dtype, f"members[{position}]'s")
 
 
 def _net_forward(net, X, position: int, n_classes: int) -> np.ndarray:
@@ -115,42 +112,23 @@ def _stackable(nets) -> bool:
     return True
 
 
-def _vmap_forward(
-    nets, X, n_classes: int, member_chunk: int = 256, batch: int = 4096
-) -> np.ndarray:
+def _vmap_forward(nets, X, n_classes: int, member_chunk: int = 256) -> np.ndarray:
     """Forward all nets at once with ``torch.func.vmap`` (eval mode)."""
     import copy
 
     import torch
-    from torch.func import functional_call, stack_module_state, vmap
+    from torch.func import stack_module_state
 
     device = torch.device(nets[0].device or "cpu")
     template = copy.deepcopy(nets[0].module_).eval()
-    Xt = torch.as_tensor(np.asarray(X), device=device)
-    n = Xt.shape[0]
-    out = np.empty((n, len(nets), n_classes), dtype=np.float64)
-
-    def call(params, buffers, x):
-        res = functional_call(template, (params, buffers), (x,))
-        return res[0] if isinstance(res, (tuple, list)) else res
-
-    with torch.no_grad():
-        for start in range(0, len(nets), member_chunk):
-            chunk = nets[start : start + member_chunk]
-            params, buffers = stack_module_state([net.module_ for net in chunk])
-            params = {k: v.detach() for k, v in params.items()}
-            fn = vmap(call, in_dims=(0, 0, None))
-            for lo in range(0, n, batch):
-                res = fn(params, buffers, Xt[lo : lo + batch])  # (members, rows, classes)
-                if res.ndim != 3 or res.shape[2] != n_classes:
-                    raise ValueError(
-                        f"members produced outputs of shape {tuple(res.shape[1:])}; expected "
-                        f"(n_samples, {n_classes}). Make the module's last layer output n_classes "
-                        "values."
-                    )
-                out[lo : lo + batch, start : start + len(chunk)] = (
-                    res.permute(1, 0, 2).cpu().numpy().astype(np.float64)
-                )
+    out = np.empty((len(X), len(nets), n_classes), dtype=np.float64)
+    for start in range(0, len(nets), member_chunk):
+        chunk = nets[start : start + member_chunk]
+        params, buffers = stack_module_state([net.module_ for net in chunk])
+        params = {k: v.detach() for k, v in params.items()}
+        for lo, res in stacked_eval_forward(template, params, buffers, X, n_classes, device):
+            rows = res.permute(1, 0, 2)
+            out[lo : lo + rows.shape[0], start : start + len(chunk)] = rows.cpu().numpy()
     return out
 
 

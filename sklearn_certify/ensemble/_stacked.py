@@ -17,6 +17,48 @@ __all__ = ["StackedMembers"]
 _ROW_BATCH = 4096
 
 
+def check_input_dtype(X, param_dtype, owner: str) -> None:
+    """Raise a clear ``TypeError`` when floating ``X`` is not in the parameters' dtype."""
+    import torch
+
+    dtype = np.asarray(X[:0]).dtype
+    if np.issubdtype(dtype, np.floating) and torch.empty(0, dtype=param_dtype).numpy().dtype != (
+        dtype
+    ):
+        raise TypeError(
+            f"X has dtype {dtype} but {owner} parameters are {param_dtype} (the dtype they were "
+            "trained on); pass X in that dtype, e.g. X.astype(np.float32)."
+        )
+
+
+def stacked_eval_forward(template, params, buffers, X, n_classes: int, device):
+    """Eval-mode outputs of stacked members on shared rows, ``_ROW_BATCH`` rows at a time.
+
+    ``params`` / ``buffers`` are stacked along axis 0 (``torch.func.stack_module_state``
+    layout). Yields ``(start_row, outputs)`` with ``outputs`` a tensor of shape
+    ``(n_stacked, rows, n_classes)``; a module returning a tuple contributes its first element.
+    """
+    import torch
+    from torch.func import functional_call, vmap
+
+    def call(p, b, x):
+        res = functional_call(template, (p, b), (x,))
+        return res[0] if isinstance(res, (tuple, list)) else res
+
+    forward = vmap(call, in_dims=(0, 0, None))
+    Xt = torch.as_tensor(np.asarray(X))
+    with torch.no_grad():
+        for lo in range(0, Xt.shape[0], _ROW_BATCH):
+            res = forward(params, buffers, Xt[lo : lo + _ROW_BATCH].to(device))
+            if res.ndim != 3 or res.shape[2] != n_classes:
+                raise ValueError(
+                    f"members produced outputs of shape {tuple(res.shape[1:])}; expected "
+                    f"(n_samples, {n_classes}). Make the module's last layer output n_classes "
+                    "values."
+                )
+            yield lo, res
+
+
 class StackedMembers(Sequence):
     """Fitted skorch members held as stacked parameters, one tensor per parameter and chunk.
 
@@ -137,44 +179,22 @@ class StackedMembers(Sequence):
             Logits, or whatever the module returns (its first element if it returns a tuple).
         """
         import torch
-        from torch.func import functional_call, vmap
 
         n = len(X)
         out = np.empty((n, len(self), self.n_classes), dtype=np.float64)
         if n == 0 or len(self) == 0:
             return out
         device = self.device
+        check_input_dtype(X, next(iter(self.chunks[0].values())).dtype, "the members'")
         template = self._template().to(device).eval()
-
-        def call(params, x):
-            res = functional_call(template, (params, {}), (x,))
-            return res[0] if isinstance(res, (tuple, list)) else res
-
-        forward = vmap(call, in_dims=(0, None))
-        Xt = torch.as_tensor(np.asarray(X))
-        dtype = next(iter(self.chunks[0].values())).dtype
-        if Xt.is_floating_point() and Xt.dtype != dtype:
-            raise TypeError(
-                f"X has dtype {np.asarray(X).dtype} but the members' parameters are {dtype} "
-                "(the dtype they were trained on); pass X in that dtype, e.g. "
-                "X.astype(np.float32)."
-            )
-        with torch.no_grad():
-            for c, params in enumerate(self.chunks):
-                members = np.flatnonzero(self.chunk_of == c)
-                if members.size == 0:
-                    continue
-                slots = torch.as_tensor(self.slot_of[members], device=device)
-                for lo in range(0, n, _ROW_BATCH):
-                    res = forward(params, Xt[lo : lo + _ROW_BATCH].to(device))
-                    if res.ndim != 3 or res.shape[2] != self.n_classes:
-                        raise ValueError(
-                            f"members produced outputs of shape {tuple(res.shape[1:])}; expected "
-                            f"(n_samples, {self.n_classes}). Make the module's last layer output "
-                            "n_classes values."
-                        )
-                    picked = res.index_select(0, slots).permute(1, 0, 2)
-                    out[lo : lo + _ROW_BATCH, members] = picked.cpu().numpy()
+        for c, params in enumerate(self.chunks):
+            members = np.flatnonzero(self.chunk_of == c)
+            if members.size == 0:
+                continue
+            slots = torch.as_tensor(self.slot_of[members], device=device)
+            for lo, res in stacked_eval_forward(template, params, {}, X, self.n_classes, device):
+                picked = res.index_select(0, slots).permute(1, 0, 2)
+                out[lo : lo + picked.shape[0], members] = picked.cpu().numpy()
         return out
 
     def _template(self):
