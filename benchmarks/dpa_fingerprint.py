@@ -1,0 +1,158 @@
+"""Fingerprint every certificate DPAClassifier returns, to show a refactor changes none of them.
+
+``python benchmarks/dpa_fingerprint.py --out A.npz`` fits ``DPAClassifier`` on digits for every
+engine, spread, election and threat model (sklearn and skorch bases) with fixed
+``random_state`` and saves each certificate (prediction, radius, abstain, votes) and the
+members' scores. ``--compare REV`` does this for the working tree and for the git revision
+``REV`` (checked out into a temporary worktree and run in a subprocess, so the two versions
+never share a process) and reports whether every array is bit-identical. Both runs use one
+OpenMP/BLAS thread: members now always train with one thread, while revisions before that
+used torch's default thread count, which changes a loop-trained net's outputs in their last
+bits.
+
+Exit status: 0 when everything is identical (or only ``--out`` was asked), 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cases():
+    import torch
+    from skorch import NeuralNetClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    class MLP(torch.nn.Module):
+        def __init__(self, hidden=16):
+            super().__init__()
+            self.l1 = torch.nn.Linear(64, hidden)
+            self.l2 = torch.nn.Linear(hidden, 10)
+
+        def forward(self, x):
+            return self.l2(torch.relu(self.l1(x)))
+
+    def net(**kw):
+        return NeuralNetClassifier(
+            MLP,
+            criterion=torch.nn.CrossEntropyLoss,
+            optimizer=torch.optim.SGD,
+            optimizer__momentum=0.9,
+            lr=0.05,
+            max_epochs=4,
+            batch_size=16,
+            iterator_train__shuffle=True,
+            **kw,
+        )
+
+    tree = DecisionTreeClassifier(random_state=0)
+    cases = {}
+    for engine in ("loop", "vectorized"):
+        for spread, election in ((1, "plurality"), (1, "runoff"), (3, "plurality"), (3, "runoff")):
+            cases[f"net-{engine}-d{spread}-{election}"] = dict(
+                estimator=net(), n_partitions=12, spread=spread, election=election, engine=engine
+            )
+        cases[f"net-{engine}-labelflip"] = dict(
+            estimator=net(), n_partitions=10, threat_model="label_flip", engine=engine
+        )
+    for spread, election in ((1, "plurality"), (1, "runoff"), (4, "plurality"), (4, "runoff")):
+        cases[f"tree-d{spread}-{election}"] = dict(
+            estimator=tree, n_partitions=15, spread=spread, election=election
+        )
+    cases["logreg-runoff"] = dict(
+        estimator=LogisticRegression(max_iter=200), n_partitions=20, election="runoff"
+    )
+    cases["knn-pixelsum"] = dict(
+        estimator=KNeighborsClassifier(3), n_partitions=20, hash="pixel_sum", pixels=True
+    )
+    cases["tree-labelflip"] = dict(estimator=tree, n_partitions=25, threat_model="label_flip")
+    cases["tree-empty-partitions"] = dict(estimator=tree, n_partitions=300, election="runoff")
+    return cases
+
+
+def fingerprint(path: str) -> None:
+    """Fit every case and save its certificate arrays to ``path`` (.npz)."""
+    from sklearn_certify import DPAClassifier
+    from sklearn_certify.datasets import load_digits
+
+    X, y = load_digits(split="train")
+    X_test, _ = load_digits(split="test")
+    X, y = X[:900], y[:900]
+    arrays = {}
+    for name, params in _cases().items():
+        # hash="pixel_sum" hashes integer pixel values: give it the digits scaled to 0..255
+        pixels = params.pop("pixels", False)
+        X_fit, X_eval = (np.round(X * 255), np.round(X_test * 255)) if pixels else (X, X_test)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            clf = DPAClassifier(random_state=7, **params).fit(X_fit, y)
+            cert = clf.certify(X_eval)
+            scores = clf.member_scores(X_eval)
+        arrays[f"{name}/prediction"] = cert.prediction
+        arrays[f"{name}/radius"] = cert.radius
+        arrays[f"{name}/abstain"] = cert.abstain
+        arrays[f"{name}/votes"] = cert.votes
+        arrays[f"{name}/scores"] = scores
+        print(f"{name}: mean radius {cert.radius.mean():.3f}", flush=True)
+    np.savez(path, **arrays)
+
+
+def compare(rev: str) -> int:
+    """Fingerprint the working tree and ``rev``; return 0 if all arrays are bit-identical."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "rev"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            paths = {}
+            for label, source in (("working tree", ROOT), (rev, tree)):
+                out = Path(tmp) / f"{label.replace(' ', '_')}.npz"
+                env = dict(os.environ, PYTHONPATH=str(source), OMP_NUM_THREADS="1")
+                subprocess.run(
+                    [sys.executable, __file__, "--out", str(out)], check=True, env=env, cwd=source
+                )
+                paths[label] = out
+            new, old = (np.load(p) for p in paths.values())
+            differing = [k for k in old.files if not np.array_equal(old[k], new[k])]
+            missing = sorted(set(old.files) ^ set(new.files))
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=True
+            )
+    print(f"{len(old.files)} arrays compared against {rev}.")
+    if differing or missing:
+        print("DIFFERENT:", *differing, *(f"missing {m}" for m in missing), sep="\n  ")
+        return 1
+    print("All certificates and member scores are bit-identical.")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", help="write this version's fingerprint to this .npz")
+    parser.add_argument("--compare", metavar="REV", help="compare the working tree with REV")
+    args = parser.parse_args()
+    if args.out:
+        fingerprint(args.out)
+    if args.compare:
+        return compare(args.compare)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
