@@ -30,10 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _cases():
     import torch
-    from skorch import NeuralNetClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.tree import DecisionTreeClassifier
+    from skorch import NeuralNetClassifier
 
     class MLP(torch.nn.Module):
         def __init__(self, hidden=16):
