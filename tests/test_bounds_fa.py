@@ -3,6 +3,7 @@ import pytest
 
 from sklearn_certify.bounds import (
     fa_bucket_learners,
+    fa_learner_buckets,
     fa_radius,
     fa_shifts,
     fa_vote_counts,
@@ -160,7 +161,7 @@ def test_vote_counts_ignore_abstentions():
                 spread=2,
                 shifts=[0, 4],
             ),
-            r"\[0, 4\)",
+            r"0 \.\. n_partitions\*spread-1 = 3",
         ),
         (
             dict(learner_predictions=[[0, 1, 0, 0]], n_classes=1, n_partitions=2, spread=2),
@@ -180,3 +181,38 @@ def test_bad_input(kwargs, message):
 def test_spread_must_be_integer():
     with pytest.raises(TypeError, match="spread"):
         fa_shifts(3, 2.0)
+
+
+@pytest.mark.parametrize(("k", "d"), [(1, 1), (3, 2), (10, 2), (7, 5)])
+def test_learner_buckets_invert_bucket_learners(k, d):
+    """Learner j trains on bucket b exactly when bucket b feeds learner j: (j - s) mod kd."""
+    shifts = fa_shifts(k, d)
+    learners = fa_bucket_learners(k, d)
+    buckets = fa_learner_buckets(k, d)
+    n = k * d
+    assert np.array_equal(buckets, (np.arange(n)[:, None] - shifts[None, :]) % n)
+    for j in range(n):
+        feeding = {b for b in range(n) if j in learners[b]}
+        assert feeding == set(buckets[j].tolist())
+
+
+@pytest.mark.parametrize(
+    ("shifts", "error", "message"),
+    [
+        ([0.0, 1.0], TypeError, "integers"),
+        ([[0, 1]], ValueError, "1-d"),
+        ([True, False], TypeError, "integers"),
+    ],
+)
+def test_shifts_validated_once_for_bounds_and_estimator(shifts, error, message):
+    """fa_radius and DPAClassifier raise the same error type for the same bad shifts."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    from sklearn_certify import DPAClassifier
+
+    with pytest.raises(error, match=message):
+        fa_radius([[0, 1, 0, 0]], n_classes=2, n_partitions=2, spread=2, shifts=shifts)
+    X = np.arange(40, dtype=float).reshape(20, 2)
+    y = np.arange(20) % 2
+    with pytest.raises(error, match=message):
+        DPAClassifier(DecisionTreeClassifier(), n_partitions=2, spread=2, shifts=shifts).fit(X, y)

@@ -10,6 +10,7 @@ from sklearn_certify.bounds._dpa import dpa_radius, plurality_vote
 from sklearn_certify.bounds._fa import (
     ABSTAIN,
     fa_bucket_learners,
+    fa_learner_buckets,
     fa_radius,
     fa_shifts,
     fa_vote_counts,
@@ -30,6 +31,7 @@ __all__ = [
     "cohen_radius",
     "dpa_radius",
     "fa_bucket_learners",
+    "fa_learner_buckets",
     "fa_radius",
     "fa_runoff_radius",
     "fa_shifts",

@@ -15,7 +15,14 @@ import numpy as np
 
 from sklearn_certify._validation import check_scalar_int
 
-__all__ = ["ABSTAIN", "fa_bucket_learners", "fa_radius", "fa_shifts", "fa_vote_counts"]
+__all__ = [
+    "ABSTAIN",
+    "fa_bucket_learners",
+    "fa_learner_buckets",
+    "fa_radius",
+    "fa_shifts",
+    "fa_vote_counts",
+]
 
 #: Learner prediction that means "this learner abstains" (e.g. it saw no data).
 ABSTAIN = -1
@@ -55,19 +62,34 @@ def fa_shifts(n_partitions: int, spread: int) -> np.ndarray:
     return np.array(random.Random(OFFICIAL_SHIFT_SEED).sample(range(k * d), d), dtype=np.int64)
 
 
-def _resolve_shifts(n_partitions, spread, shifts) -> np.ndarray:
+def resolve_shifts(n_partitions, spread, shifts) -> np.ndarray:
+    """Validated Finite Aggregation shifts as int64; ``None`` gives :func:`fa_shifts`.
+
+    The one validator of shifts, shared by the bounds and by ``DPAClassifier``: ``shifts``
+    must be ``spread`` distinct integers in ``[0, n_partitions * spread)`` (a ``TypeError``
+    for non-integers, a ``ValueError`` for the wrong count, range or repeats).
+    """
     k = check_scalar_int("n_partitions", n_partitions, min_value=1)
     d = check_scalar_int("spread", spread, min_value=1)
     if shifts is None:
         return fa_shifts(k, d)
-    shifts = np.asarray(shifts)
-    if shifts.shape != (d,) or not np.issubdtype(shifts.dtype, np.integer):
-        raise ValueError(f"shifts must be {d} integers (one per unit of spread), got {shifts!r}.")
-    if np.any((shifts < 0) | (shifts >= k * d)) or np.unique(shifts).size != d:
+    array = np.asarray(shifts)
+    if array.ndim != 1 or array.shape[0] != d:
         raise ValueError(
-            f"shifts must be {d} distinct integers in [0, {k * d}), got {shifts.tolist()}."
+            f"shifts must be a 1-d sequence of spread={d} integers, got shape {array.shape}."
         )
-    return shifts.astype(np.int64)
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"shifts must hold integers, got dtype {array.dtype}.")
+    if np.any(array < 0) or np.any(array >= k * d):
+        raise ValueError(
+            f"shifts must lie in 0 .. n_partitions*spread-1 = {k * d - 1}, got {array.tolist()}."
+        )
+    if np.unique(array).shape[0] != d:
+        raise ValueError(
+            "shifts must be distinct (each bucket feeds spread distinct learners), "
+            f"got {array.tolist()}."
+        )
+    return array.astype(np.int64)
 
 
 def fa_bucket_learners(n_partitions: int, spread: int, shifts=None) -> np.ndarray:
@@ -91,9 +113,40 @@ def fa_bucket_learners(n_partitions: int, spread: int, shifts=None) -> np.ndarra
     >>> fa_bucket_learners(3, 2)[:2].tolist()
     [[2, 0], [3, 1]]
     """
-    shifts = _resolve_shifts(n_partitions, spread, shifts)
+    shifts = resolve_shifts(n_partitions, spread, shifts)
     n_buckets = n_partitions * spread
     return (np.arange(n_buckets)[:, None] + shifts[None, :]) % n_buckets
+
+
+def fa_learner_buckets(n_partitions: int, spread: int, shifts=None) -> np.ndarray:
+    """Buckets each learner trains on: row ``j`` lists ``(j - s) mod (k*d)``.
+
+    The inverse of :func:`fa_bucket_learners`: learner ``j`` appears in row ``b`` of
+    that map (at column ``i``) exactly when ``b`` is entry ``i`` of row ``j`` here.
+
+    Parameters
+    ----------
+    n_partitions, spread : int
+        ``k`` and ``d``.
+    shifts : array-like of shape (spread,), default=None
+        Distinct shifts in ``[0, k*d)``; ``None`` uses :func:`fa_shifts`.
+
+    Returns
+    -------
+    ndarray of shape (k*d, spread)
+        int64 bucket ids.
+
+    Examples
+    --------
+    >>> from sklearn_certify.bounds import fa_learner_buckets
+    >>> fa_learner_buckets(3, 2)[:2].tolist()
+    [[4, 0], [5, 1]]
+    """
+    bucket_learners = fa_bucket_learners(n_partitions, spread, shifts)
+    n_buckets, d = bucket_learners.shape
+    learner_buckets = np.empty_like(bucket_learners)
+    learner_buckets[bucket_learners, np.arange(d)[None, :]] = np.arange(n_buckets)[:, None]
+    return learner_buckets
 
 
 def _check_learner_predictions(learner_predictions, n_classes, n_learners) -> np.ndarray:
@@ -282,7 +335,7 @@ def fa_radius(
     (array([0]), array([2]))
     """
     n_classes = check_scalar_int("n_classes", n_classes, min_value=2)
-    shifts = _resolve_shifts(n_partitions, spread, shifts)
+    shifts = resolve_shifts(n_partitions, spread, shifts)
     n_learners = n_partitions * spread
     preds = _check_learner_predictions(learner_predictions, n_classes, n_learners)
     chunk = max(1, _TARGET_CHUNK_ELEMENTS // max(1, n_learners))

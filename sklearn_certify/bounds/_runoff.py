@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from sklearn_certify._validation import check_scalar_int
-from sklearn_certify.bounds._fa import _resolve_shifts
+from sklearn_certify.bounds._fa import fa_bucket_learners, resolve_shifts
 
 __all__ = ["fa_runoff_radius", "runoff_predict", "runoff_radius"]
 
@@ -233,14 +233,14 @@ def fa_runoff_radius(
     scores = _check_scores(scores)
     k = check_scalar_int("n_partitions", n_partitions, min_value=1)
     d = check_scalar_int("spread", spread, min_value=1)
-    shifts = _resolve_shifts(k, d, shifts)
+    shifts = resolve_shifts(k, d, shifts)
     n_samples, n_learners, n_classes = scores.shape
     if n_learners != k * d:
         raise ValueError(
             f"scores has {n_learners} members but n_partitions * spread = {k * d}; pass every "
             "learner's outputs in learner-id order."
         )
-    bucket_learners = (np.arange(k * d)[:, None] + shifts[None, :]) % (k * d)
+    bucket_learners = fa_bucket_learners(k, d, shifts)
     rows = np.arange(n_samples)
     classes = np.arange(n_classes)
     mask = _check_abstain(abstain, scores)

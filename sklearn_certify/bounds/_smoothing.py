@@ -32,6 +32,16 @@ def _check_k_n(k, n):
     return np.broadcast_arrays(k, n)
 
 
+def _clopper_pearson(k, n, alpha, *, upper: bool) -> np.ndarray:
+    """One-sided exact binomial bound: the lower one, or the upper one (``upper=True``)."""
+    alpha = check_open_unit("alpha", alpha)
+    k, n = _check_k_n(k, n)
+    with np.errstate(invalid="ignore"):
+        if upper:
+            return np.where(k == n, 1.0, stats.beta.ppf(1.0 - alpha, k + 1, n - k))
+        return np.where(k == 0, 0.0, stats.beta.ppf(alpha, k, n - k + 1))
+
+
 def clopper_pearson_lower(k, n, alpha: float) -> np.ndarray:
     """Exact one-sided (1 - alpha) lower confidence bound on a binomial proportion.
 
@@ -60,11 +70,7 @@ def clopper_pearson_lower(k, n, alpha: float) -> np.ndarray:
     >>> round(float(clopper_pearson_lower(990, 1000, 0.001)), 10)
     0.9760361872
     """
-    alpha = check_open_unit("alpha", alpha)
-    k, n = _check_k_n(k, n)
-    with np.errstate(invalid="ignore"):
-        bound = stats.beta.ppf(alpha, k, n - k + 1)
-    return np.where(k == 0, 0.0, bound)
+    return _clopper_pearson(k, n, alpha, upper=False)
 
 
 def clopper_pearson_upper(k, n, alpha: float) -> np.ndarray:
@@ -92,11 +98,7 @@ def clopper_pearson_upper(k, n, alpha: float) -> np.ndarray:
     >>> round(float(clopper_pearson_upper(10, 1000, 0.001)), 10)
     0.0239638128
     """
-    alpha = check_open_unit("alpha", alpha)
-    k, n = _check_k_n(k, n)
-    with np.errstate(invalid="ignore"):
-        bound = stats.beta.ppf(1.0 - alpha, k + 1, n - k)
-    return np.where(k == n, 1.0, bound)
+    return _clopper_pearson(k, n, alpha, upper=True)
 
 
 def cohen_radius(p_lower, sigma: float) -> np.ndarray:
