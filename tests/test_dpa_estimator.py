@@ -294,13 +294,13 @@ def test_skorch_member_smoke():
 
 
 def test_row_batches_give_identical_results(digits, monkeypatch):
-    import sklearn_certify.partition._dpa as dpa_module
+    import sklearn_certify.ensemble._base as base_module
 
     X, y, X_test, _ = digits
     clf = DPAClassifier(DecisionTreeClassifier(), n_partitions=7, spread=2, random_state=0)
     clf.fit(X, y)
     whole, proba = clf.certify(X_test), clf.predict_proba(X_test)
-    monkeypatch.setattr(dpa_module, "_SCORE_BUDGET", 14 * 10 * 3)  # three rows per batch
+    monkeypatch.setattr(base_module, "_SCORE_BUDGET", 14 * 10 * 3)  # three rows per batch
     assert len(list(clf._batches(X_test))) == 150
     batched = clf.certify(X_test)
     assert np.array_equal(batched.radius, whole.radius)

@@ -9,16 +9,15 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import ExtraTreeClassifier
 from skorch import NeuralNetClassifier
+from threadpoolctl import threadpool_limits
 
-from sklearn_certify.ensemble import fit_members
+from sklearn_certify.ensemble import MEMBER_THREADS, MemberPlan, fit_members, member_outputs
 from tests._ensemble_helpers import TinyMLP, disjoint_subsets, first_digits
 
 
 @pytest.fixture(scope="module")
 def digits():
     return first_digits()
-
-
 
 
 def _net(**kw):
@@ -85,7 +84,9 @@ def test_seed_depends_on_random_state_and_member_id_only(digits):
     other = fit_members(base, X, y, subsets, random_state=5, **kw)
     assert [m.random_state for m in other] != [m.random_state for m in first]
     # member id 2 alone, called with its id, gets the same seed and fit
-    alone = fit_members(base, X, y, subsets[2:], member_ids=[2], random_state=4, **kw)[0]
+    alone = fit_members(base, X, y, MemberPlan(subsets[2:], member_ids=[2]), random_state=4, **kw)[
+        0
+    ]
     assert alone.random_state == first[2].random_state
     assert _same(_sgd_state(alone), _sgd_state(first[2]))
     # nested random_state params (Pipeline) are seeded too
@@ -115,18 +116,55 @@ def test_skorch_members_deterministic_and_configured(digits):
     assert torch.equal(torch.rand(3), expected)
 
 
-def test_n_jobs_one_and_two_identical(digits):
+@pytest.mark.parametrize("engine", ["loop", "vectorized"])
+def test_n_jobs_one_and_two_identical_whatever_the_threads(digits, engine):
+    """Members are bit-identical for n_jobs=1 and 2, even when the caller runs torch and BLAS
+    with several threads (joblib's process workers run one): members train with one thread.
+    """
     X, y = digits
     subsets, _ = disjoint_subsets(len(X), [40, 50, 60, 45])
-    for base, state in ((SGDClassifier(max_iter=5, tol=None), _sgd_state), (_net(), _net_state)):
-        one = fit_members(
-            base, X, y, subsets, n_classes=10, random_state=2, engine="loop", n_jobs=1
-        )
-        two = fit_members(
-            base, X, y, subsets, n_classes=10, random_state=2, engine="loop", n_jobs=2
-        )
-        for m1, m2 in zip(one, two, strict=True):
-            assert _same(state(m1), state(m2))
+    bases = [(_net(), _net_state)]
+    if engine == "loop":
+        bases.append((SGDClassifier(max_iter=5, tol=None), _sgd_state))
+    previous = torch.get_num_threads()
+    try:
+        for base, state in bases:
+            kw = dict(n_classes=10, random_state=2, engine=engine)
+            with threadpool_limits(2):
+                torch.set_num_threads(2)
+                one = fit_members(base, X, y, subsets, n_jobs=1, **kw)
+                assert torch.get_num_threads() == 2  # the caller's setting is restored
+            torch.set_num_threads(1)
+            two = fit_members(base, X, y, subsets, n_jobs=2, **kw)
+            for m1, m2 in zip(one, two, strict=True):
+                assert _same(state(m1), state(m2))
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_members_train_and_score_with_member_threads(digits):
+    """Inside a member fit and a scoring pass torch sees MEMBER_THREADS threads."""
+    X, y = digits
+    seen = []
+
+    class Recording(LogisticRegression):
+        def fit(self, X, y):
+            seen.append(("fit", torch.get_num_threads()))
+            return super().fit(X, y)
+
+        def predict_proba(self, X):
+            seen.append(("score", torch.get_num_threads()))
+            return super().predict_proba(X)
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        members = fit_members(Recording(), X, y, [np.arange(40)], n_classes=10, random_state=0)
+        member_outputs(members, X[:5], n_classes=10)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+    assert seen == [("fit", MEMBER_THREADS), ("score", MEMBER_THREADS)]
 
 
 def test_threading_backend_identical(digits):
@@ -213,7 +251,7 @@ def test_exact_partition_independence_loop(digits, base, state):
             if i != big:
                 assert _same(state(new[i]), state(ref[i])), (change, i)
     keep = [0, 1, 3, 4]
-    partial = fit_members(base, X, y, [subsets[i] for i in keep], member_ids=keep, **kw)
+    partial = fit_members(base, X, y, MemberPlan([subsets[i] for i in keep], keep), **kw)
     for m, i in zip(partial, keep, strict=True):
         assert _same(state(m), state(ref[i]))
 
@@ -238,8 +276,6 @@ def test_module_instance_and_file_callbacks_refused(digits):
     [
         (dict(random_state=None), TypeError, "random_state"),
         (dict(random_state=-1), ValueError, "random_state"),
-        (dict(member_ids=[0]), ValueError, "member_ids"),
-        (dict(member_ids=[1, 1]), ValueError, "unique"),
         (dict(engine="fast"), ValueError, "engine"),
         (dict(n_classes=0), ValueError, "n_classes"),
         (dict(engine="vectorized"), ValueError, "skorch"),

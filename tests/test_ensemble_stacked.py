@@ -8,7 +8,7 @@ import torch
 from skorch import NeuralNetClassifier
 
 from sklearn_certify import DPAClassifier
-from sklearn_certify.ensemble import StackedMembers, fit_members, member_outputs
+from sklearn_certify.ensemble import MemberPlan, StackedMembers, fit_members, member_outputs
 from tests._ensemble_helpers import TinyMLP, disjoint_subsets, first_digits
 
 
@@ -29,8 +29,7 @@ def fitted():
         net,
         X,
         y,
-        subsets,
-        member_ids=[0, 1, 2, 4, 6],
+        MemberPlan(subsets, member_ids=[0, 1, 2, 4, 6]),
         n_classes=10,
         random_state=3,
         engine="vectorized",

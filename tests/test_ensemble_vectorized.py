@@ -8,7 +8,7 @@ import torch
 from skorch import NeuralNet, NeuralNetClassifier
 
 from sklearn_certify.datasets import load_digits
-from sklearn_certify.ensemble import EngineFallbackWarning, fit_members, member_outputs
+from sklearn_certify.ensemble import EngineFallbackWarning, MemberPlan, fit_members, member_outputs
 from tests._ensemble_helpers import TinyMLP, disjoint_subsets, first_digits
 
 
@@ -144,26 +144,21 @@ def test_exact_partition_independence_vectorized(digits, chunk_size, module, opt
     subsets, rest = disjoint_subsets(len(X), sizes, seed=3)
     big = int(np.argmax(sizes))
     net = _net(module, **opt)
-    kw = dict(
-        n_classes=10,
-        random_state=5,
-        engine="vectorized",
-        chunk_size=chunk_size,
-        n_members_total=len(sizes),
-    )
-    ref = [_params(m) for m in fit_members(net, X, y, subsets, **kw)]
+    kw = dict(n_classes=10, random_state=5, engine="vectorized", chunk_size=chunk_size)
+    total = len(sizes)
+    ref = [_params(m) for m in fit_members(net, X, y, MemberPlan(subsets, None, total), **kw)]
     for change in ("insert", "delete"):
         changed = list(subsets)
         changed[big] = (
             np.concatenate([subsets[big], rest[:1]]) if change == "insert" else subsets[big][:-1]
         )
-        new = fit_members(net, X, y, changed, **kw)
+        new = fit_members(net, X, y, MemberPlan(changed, None, total), **kw)
         assert not _equal(_params(new[big]), ref[big])
         for i in range(len(sizes)):
             if i != big:
                 assert _equal(_params(new[i]), ref[i]), (change, i)
     keep = [0, 1, 3, 5, 6]
-    partial = fit_members(net, X, y, [subsets[i] for i in keep], member_ids=keep, **kw)
+    partial = fit_members(net, X, y, MemberPlan([subsets[i] for i in keep], keep, total), **kw)
     for m, i in zip(partial, keep, strict=True):
         assert _equal(_params(m), ref[i])
 

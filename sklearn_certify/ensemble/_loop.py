@@ -1,19 +1,26 @@
-"""The loop engine: clone, seed and fit one estimator per subset through joblib."""
+"""The loop engine: clone, seed and fit one estimator per member, batched into joblib tasks."""
 
 from __future__ import annotations
 
 import numpy as np
+from joblib import effective_n_jobs
 from sklearn.base import clone
 from sklearn.utils import _safe_indexing
 from sklearn.utils.parallel import Parallel, delayed
 
 from sklearn_certify.ensemble._seeding import (
+    member_seed,
     seed_random_state_params,
     shuffle_seed,
     sklearn_seed,
     torch_init_seed,
 )
 from sklearn_certify.ensemble._skorch import configure_member_net, nested_nets, torch_seeded
+from sklearn_certify.ensemble._threads import one_thread
+
+#: Joblib tasks per worker: a few, so that uneven members balance, but not one per member
+#: (each task pickles the base estimator and, for process workers, small arrays of X).
+TASKS_PER_WORKER = 4
 
 
 def make_member(estimator, random_state: int, member_id: int, n_classes: int):
@@ -25,11 +32,51 @@ def make_member(estimator, random_state: int, member_id: int, n_classes: int):
     return member
 
 
-def fit_one_member(estimator, X, y, indices, random_state: int, member_id: int, n_classes: int):
-    """Fit member ``member_id`` on ``X[indices], y[indices]`` (rows in exactly that order)."""
+def apply_view(view, X_rows, row_ids, member_id: int, purpose_seed: int, device=None):
+    """``view`` applied to one member's rows (a numpy array); returns a numpy array.
+
+    ``row_ids`` are the rows' indices into the training ``X``, or ``None`` when scoring.
+    """
+    import torch
+
+    X_t = torch.as_tensor(np.ascontiguousarray(X_rows), device=device)
+    if row_ids is not None:
+        row_ids = torch.as_tensor(np.asarray(row_ids, dtype=np.int64), device=device)[None]
+    out = view(
+        X_t[None],
+        row_ids,
+        torch.tensor([member_id], dtype=torch.int64, device=device),
+        torch.tensor([purpose_seed], dtype=torch.int64, device=device),
+    )
+    check_view_output(out, X_t[None])
+    return out[0].detach().cpu().numpy()
+
+
+def check_view_output(out, batch) -> None:
+    """Raise a clear error if a view changed the batch's type, shape or dtype."""
+    import torch
+
+    if not isinstance(out, torch.Tensor) or out.shape != batch.shape or out.dtype != batch.dtype:
+        got = (
+            f"{tuple(out.shape)} {out.dtype}"
+            if isinstance(out, torch.Tensor)
+            else type(out).__name__
+        )
+        raise ValueError(
+            f"The plan's view must return a tensor of its input's shape and dtype "
+            f"({tuple(batch.shape)} {batch.dtype}), got {got}."
+        )
+
+
+def fit_one_member(estimator, X, y, rows, view, random_state: int, member_id: int, n_classes: int):
+    """Fit member ``member_id`` on ``X[rows], y[rows]`` (all rows when ``rows`` is None)."""
     member = make_member(estimator, random_state, member_id, n_classes)
-    X_m = _safe_indexing(X, indices)
-    y_m = y[indices]
+    X_m = X if rows is None else _safe_indexing(X, rows)
+    y_m = y if rows is None else y[rows]
+    if view is not None:
+        row_ids = np.arange(X.shape[0]) if rows is None else rows
+        seed = member_seed(random_state, member_id, "view")
+        X_m = apply_view(view, X_m, row_ids, member_id, seed)
     nets = nested_nets(member)
     if nets:
         with torch_seeded(torch_init_seed(random_state, member_id), nets):
@@ -39,38 +86,53 @@ def fit_one_member(estimator, X, y, indices, random_state: int, member_id: int, 
     return member
 
 
-def fit_loop(estimator, X, y, subsets, member_ids, *, n_classes, random_state, n_jobs, verbose):
-    """Fit one member per subset with ``sklearn.utils.parallel.Parallel``."""
-    jobs = (
-        delayed(fit_one_member)(estimator, X, y, idx, random_state, int(mid), n_classes)
-        for idx, mid in zip(subsets, member_ids, strict=True)
-    )
-    parallel = Parallel(n_jobs=n_jobs, verbose=max(0, int(verbose) - 1), return_as="generator")
-    results = parallel(jobs)
-    if verbose:
-        from tqdm.auto import tqdm
+def _fit_batch(estimator, X, y, plan, *, n_classes: int, random_state: int, progress=None) -> list:
+    """Fit the members of ``plan`` one after another, with one thread (see ``_threads``)."""
+    members = []
+    with one_thread():
+        for position, member_id in enumerate(plan.member_ids.tolist()):
+            rows = plan.member_rows(position)
+            members.append(
+                fit_one_member(
+                    estimator, X, y, rows, plan.view, random_state, member_id, n_classes
+                )
+            )
+            if progress is not None:
+                progress.update(1)
+    return members
 
-        results = tqdm(results, total=len(subsets), desc="fitting members", unit="member")
-    return list(results)
+
+def member_batches(n_members: int, n_jobs) -> list:
+    """Consecutive position batches, :data:`TASKS_PER_WORKER` per joblib worker (one if 1)."""
+    workers = effective_n_jobs(n_jobs)
+    n_tasks = 1 if workers == 1 else min(n_members, TASKS_PER_WORKER * workers)
+    return [b for b in np.array_split(np.arange(n_members), max(1, n_tasks)) if b.size]
 
 
-def as_index_array(subset, n_samples: int, position: int) -> np.ndarray:
-    """Validate one subset: a 1-d array of in-range integer row indices."""
-    arr = np.asarray(subset)
-    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
-        raise TypeError(
-            f"subsets[{position}] must be a 1-d array of integer row indices, got dtype "
-            f"{arr.dtype} and shape {arr.shape}."
-        )
-    if arr.size == 0:
-        raise ValueError(
-            f"subsets[{position}] is empty: a member cannot be trained on no rows. Leave empty "
-            "partitions out of the call (pass member_ids for the others) and give them an "
-            "abstaining member."
-        )
-    if arr.min() < -n_samples or arr.max() >= n_samples or arr.min() < 0:
-        raise ValueError(
-            f"subsets[{position}] holds row indices outside [0, {n_samples}); indices must address "
-            "rows of X."
-        )
-    return arr.astype(np.intp, copy=False)
+def _progress(verbose, total: int):
+    if not verbose:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="fitting members", unit="member")
+
+
+def fit_loop(estimator, X, y, plan, *, n_classes, random_state, n_jobs, verbose):
+    """Fit one member per plan entry, batched into joblib tasks (:func:`member_batches`)."""
+    kwargs = dict(n_classes=n_classes, random_state=random_state)
+    batches = member_batches(plan.n_members, n_jobs)
+    progress = _progress(verbose, plan.n_members)
+    try:
+        if len(batches) == 1:  # in this process: the progress bar advances per member
+            return _fit_batch(estimator, X, y, plan, progress=progress, **kwargs)
+        jobs = (delayed(_fit_batch)(estimator, X, y, plan.select(b), **kwargs) for b in batches)
+        parallel = Parallel(n_jobs=n_jobs, verbose=max(0, int(verbose) - 1), return_as="generator")
+        members: list = []
+        for fitted in parallel(jobs):
+            members.extend(fitted)
+            if progress is not None:
+                progress.update(len(fitted))
+        return members
+    finally:
+        if progress is not None:
+            progress.close()

@@ -251,19 +251,29 @@ def auto_chunk_size(
     row_numel: int,
     n_members_total: int,
     memory_budget: int | None,
+    *,
+    shared_bytes: int = 0,
+    with_view: bool = False,
 ) -> int:
-    """Members per chunk, from the module's size and the total number of member ids.
+    """Members per chunk, from the module's size, the data a chunk holds and the member count.
 
-    Never depends on data sizes or on which members are present. Two limits: the chunk's
-    training state (parameters, gradients, two optimizer states, temporaries and a few copies
-    of the batch) stays under ``memory_budget``; and no single stacked tensor exceeds
-    ``_TENSOR_CAP`` bytes, so the allocator can recycle them between steps instead of mapping
-    fresh pages each step (page faults otherwise dominate on CPU).
+    Two limits: the chunk's training state stays under ``memory_budget``; and no single
+    stacked tensor exceeds ``_TENSOR_CAP`` bytes, so the allocator can recycle them between
+    steps instead of mapping fresh pages each step (page faults otherwise dominate on CPU).
+    Per member the state is its parameters, gradients, two optimizer states and temporaries,
+    plus a few copies of its batch (two more with a view, whose output is a new batch).
+    ``shared_bytes`` is data every chunk holds once, whatever its size (``X`` itself when
+    every member sees all rows); it is taken from the budget first, down to half of it.
+
+    The result never depends on which members are present, nor on the number of training
+    rows of a row-subset plan (a poisoned row must not change any member's tensor shapes), so
+    a chunk's row store (its members' rows, at most ``X``) is not counted.
     """
     total, largest = probe.n_params, probe.largest
     budget = _DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
+    budget = max(budget - int(shared_bytes), budget // 2)
     batch = config.batch_size * max(row_numel, config.n_classes)
-    per_member = 4 * (6 * total + 8 * batch)
+    per_member = 4 * (6 * total + (10 if with_view else 8) * batch)
     cap = budget // per_member
     if config.device.type == "cpu":  # the CUDA caching allocator recycles blocks by itself
         cap = min(cap, _TENSOR_CAP // (4 * max(largest, batch)))

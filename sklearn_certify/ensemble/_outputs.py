@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
+from sklearn.utils.parallel import Parallel, delayed
 
+from sklearn_certify.ensemble._loop import apply_view, member_batches
+from sklearn_certify.ensemble._seeding import member_seed
 from sklearn_certify.ensemble._skorch import is_skorch_net
 from sklearn_certify.ensemble._stacked import (
     StackedMembers,
     check_input_dtype,
+    scoring_view_args,
     stacked_eval_forward,
 )
+from sklearn_certify.ensemble._threads import one_thread
 
 _METHODS = ("auto", "predict_proba", "decision_function", "forward")
 
@@ -112,27 +117,93 @@ def _stackable(nets) -> bool:
     return True
 
 
-def _vmap_forward(nets, X, n_classes: int, member_chunk: int = 256) -> np.ndarray:
-    """Forward all nets at once with ``torch.func.vmap`` (eval mode)."""
+def _vmap_forward(nets, X, n_classes: int, view_args=None, member_chunk: int = 256) -> np.ndarray:
+    """Forward all nets at once with ``torch.func.vmap`` (eval mode).
+
+    ``view_args`` is ``None`` or ``(view, member_ids, random_state)`` for a test-time view.
+    """
     import copy
 
-    import torch
     from torch.func import stack_module_state
 
-    device = torch.device(nets[0].device or "cpu")
+    device = _device_of(nets[0])
     template = copy.deepcopy(nets[0].module_).eval()
     out = np.empty((len(X), len(nets), n_classes), dtype=np.float64)
     for start in range(0, len(nets), member_chunk):
         chunk = nets[start : start + member_chunk]
         params, buffers = stack_module_state([net.module_ for net in chunk])
         params = {k: v.detach() for k, v in params.items()}
-        for lo, res in stacked_eval_forward(template, params, buffers, X, n_classes, device):
+        chunk_view = None
+        if view_args is not None:
+            view, ids, random_state = view_args
+            chunk_view = scoring_view_args(
+                view, ids[start : start + len(chunk)], random_state, device
+            )
+        for lo, res in stacked_eval_forward(
+            template, params, buffers, X, n_classes, device, chunk_view
+        ):
             rows = res.permute(1, 0, 2)
             out[lo : lo + rows.shape[0], start : start + len(chunk)] = rows.cpu().numpy()
     return out
 
 
-def member_outputs_impl(members, X, *, n_classes: int, method: str = "auto") -> np.ndarray:
+def _device_of(net):
+    import torch
+
+    return torch.device(net.device or "cpu")
+
+
+def _one_member(member, X, position: int, n_classes: int, method: str, view_args) -> np.ndarray:
+    """Outputs of one member, through the test-time view if there is one."""
+    if view_args is not None:
+        view, ids, random_state = view_args
+        mid = int(ids[position])
+        device = _device_of(member) if is_skorch_net(member) else None
+        seed = member_seed(random_state, mid, "test_view")
+        X = apply_view(view, X, None, mid, seed, device=device)
+    if is_skorch_net(member) and method in ("auto", "forward"):
+        return _net_forward(member, X, position, n_classes)
+    return _sklearn_output(member, X, position, n_classes, method)
+
+
+def _score_batch(members, X, positions, n_classes: int, method: str, view_args) -> np.ndarray:
+    """Outputs ``(n_samples, len(positions), n_classes)`` of one batch of members, one thread."""
+    out = np.empty((len(X), len(positions), n_classes), dtype=np.float64)
+    with one_thread():
+        for j, (member, position) in enumerate(zip(members, positions, strict=True)):
+            out[:, j] = _one_member(member, X, int(position), n_classes, method, view_args)
+    return out
+
+
+def _check_view_args(members, view, member_ids, random_state):
+    if view is None:
+        return None
+    if not callable(view):
+        raise TypeError(
+            f"view must be a callable view(X, row_ids, member_ids, seeds), got {view!r}."
+        )
+    if member_ids is None or random_state is None:
+        raise ValueError(
+            "a view needs member_ids and random_state (the members' ids and base seed) to "
+            "derive each member's test-time seed."
+        )
+    ids = np.asarray(member_ids, dtype=np.int64)
+    if ids.shape != (len(members),):
+        raise ValueError(f"member_ids has {ids.size} entries for {len(members)} members.")
+    return view, ids, int(random_state)
+
+
+def member_outputs_impl(
+    members,
+    X,
+    *,
+    n_classes: int,
+    method: str = "auto",
+    view=None,
+    member_ids=None,
+    random_state=None,
+    n_jobs=None,
+) -> np.ndarray:
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
     if isinstance(members, StackedMembers) and method in ("auto", "forward"):
@@ -143,27 +214,24 @@ def member_outputs_impl(members, X, *, n_classes: int, method: str = "auto") -> 
                 f"members were trained with n_classes={members.n_classes} (their outputs have "
                 f"that width), got n_classes={n_classes}."
             )
-        return members.outputs(X)
+        return members.outputs(X, view=view)
     members = list(members)
     if not members:
         raise ValueError("members is empty; pass at least one fitted member.")
-    n_samples = len(X)
+    view_args = _check_view_args(members, view, member_ids, random_state)
     nets = all(is_skorch_net(m) for m in members)
-    if nets and method in ("auto", "forward"):
-        if len(members) > 1 and _stackable(members):
-            _check_net_dtype(members[0], X, 0)
-            try:
-                return _vmap_forward(members, X, n_classes)
-            except (RuntimeError, NotImplementedError):  # a module vmap cannot run
-                pass
-        out = np.empty((n_samples, len(members), n_classes), dtype=np.float64)
-        for j, net in enumerate(members):
-            out[:, j] = _net_forward(net, X, j, n_classes)
-        return out
-    out = np.empty((n_samples, len(members), n_classes), dtype=np.float64)
-    for j, member in enumerate(members):
-        if is_skorch_net(member) and method in ("auto", "forward"):
-            out[:, j] = _net_forward(member, X, j, n_classes)
-        else:
-            out[:, j] = _sklearn_output(member, X, j, n_classes, method)
-    return out
+    if nets and method in ("auto", "forward") and len(members) > 1 and _stackable(members):
+        _check_net_dtype(members[0], X, 0)
+        try:
+            with one_thread():
+                return _vmap_forward(members, X, n_classes, view_args)
+        except (RuntimeError, NotImplementedError):  # a module vmap cannot run
+            pass
+    batches = member_batches(len(members), n_jobs)
+    if len(batches) == 1:
+        return _score_batch(members, X, range(len(members)), n_classes, method, view_args)
+    jobs = (
+        delayed(_score_batch)([members[p] for p in b], X, b, n_classes, method, view_args)
+        for b in batches
+    )
+    return np.concatenate(Parallel(n_jobs=n_jobs)(jobs), axis=1)

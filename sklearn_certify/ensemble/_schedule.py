@@ -58,21 +58,28 @@ def epoch_orders(n: int, epochs: int, seed: int, shuffle: bool):
     return _loader_orders(n, epochs, gen)  # pragma: no cover - a torch with other draws
 
 
-def batch_schedule(sizes, offsets, seeds, config: NetConfig, slots, chunk_size: int):
-    """Index tensor ``(T, chunk_size, W)`` into the chunk's rows and real-row counts ``(T, M)``."""
+def batch_schedule(positions, seeds, config: NetConfig, slots, chunk_size: int):
+    """Batches of every slot of a chunk, as positions into the chunk's row store.
+
+    ``positions[i]`` are member ``i``'s rows (positions in the store, in the member's order),
+    drawn in the order its DataLoader would draw them from ``seeds[i]``. Returns the index
+    tensor ``(T, chunk_size, W)``, the real-row counts ``(T, chunk_size)`` and ``T``; a short
+    batch is padded with the first row of that batch (masked out of the loss).
+    """
     bs = config.batch_size
-    steps = [config.max_epochs * math.ceil(n / bs) for n in sizes]
+    steps = [config.max_epochs * math.ceil(len(p) / bs) for p in positions]
     T = max(steps)
     idx = np.zeros((T, chunk_size, bs), dtype=np.int64)
     cnt = np.zeros((T, chunk_size), dtype=np.int64)
-    for n, off, seed, slot in zip(sizes, offsets, seeds, slots, strict=True):
+    for member_positions, seed, slot in zip(positions, seeds, slots, strict=True):
+        n = len(member_positions)
         t = 0
         for order in epoch_orders(n, config.max_epochs, seed, config.shuffle):
             for lo in range(0, n, bs):
-                rows = order[lo : lo + bs]
+                rows = member_positions[order[lo : lo + bs]]
                 k = rows.size
-                idx[t, slot, :k] = rows + off
-                idx[t, slot, k:] = rows[0] + off  # padding: the member's own row, masked
+                idx[t, slot, :k] = rows
+                idx[t, slot, k:] = rows[0]  # padding: the member's own row, masked
                 cnt[t, slot] = k
                 t += 1
     return idx, cnt, T

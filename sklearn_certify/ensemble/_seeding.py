@@ -1,74 +1,112 @@
-"""Per-member seeds derived only from ``(random_state, member_id)``.
+"""Per-member seeds derived only from ``(random_state, member_id, purpose)``.
 
 Every source of randomness of ensemble member ``m`` (weight initialisation, batch order, the
-``random_state`` parameters of sklearn estimators) is drawn from
-``numpy.random.SeedSequence([random_state, member_id, purpose])``. Nothing else enters, so a member
-is reproducible on its own: adding, removing or resizing other members cannot change it
-(DESIGN.md section 4.1).
+``random_state`` parameters of sklearn estimators, the noise a member view adds) is drawn from
+``numpy.random.SeedSequence([random_state, member_id, purpose])``. Nothing else enters, so a
+member is reproducible on its own: adding, removing or resizing other members cannot change it
+(see "Partition independence" in the user guide's scaling page).
 """
 
 from __future__ import annotations
 
+import hashlib
 import numbers
 
 import numpy as np
 
-# Purposes (third entropy word) so the streams of one member never overlap.
-_SKLEARN = 0
-_TORCH_INIT = 1
-_SHUFFLE = 2
-_CHUNK_STEP = 3
+__all__ = ["PURPOSES", "member_seed"]
+
+#: The purposes the engine itself draws seeds for, and their entropy words. Any other string is
+#: a user purpose, mapped to a word of its own (see :func:`member_seed`).
+PURPOSES = {
+    "sklearn": 0,  # random_state parameters of sklearn estimators (31-bit, see sklearn_seed)
+    "torch_init": 1,  # torch's generator while a member is initialised and trained
+    "shuffle": 2,  # the torch.Generator that orders a member's batches
+    "view": 4,  # a member view applied to training batches
+    "test_view": 5,  # a member view applied to the rows being scored
+}
+_CHUNK_STEP = 3  # vectorized chunks' dropout draws, keyed by chunk and step, not by member
+_USER_PURPOSE_BIT = 1 << 31
 
 
-def check_member_seed_args(random_state, member_ids, n_subsets: int) -> np.ndarray:
-    """Validate ``random_state`` and ``member_ids``; return ``member_ids`` as an int64 array."""
-    if isinstance(random_state, (bool, np.bool_)) or not isinstance(random_state, numbers.Integral):
-        raise TypeError(
-            "random_state must be a non-negative int (the ensemble's base seed), got "
-            f"{random_state!r}; meta-estimators draw it once from check_random_state(...)."
-        )
-    if random_state < 0:
-        raise ValueError(f"random_state must be a non-negative int, got {random_state}.")
-    if member_ids is None:
-        return np.arange(n_subsets, dtype=np.int64)
-    ids = np.asarray(member_ids)
-    if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
-        raise TypeError(
-            "member_ids must be a 1-d sequence of non-negative ints (one per subset), got "
-            f"{member_ids!r}."
-        )
-    ids = ids.astype(np.int64)
-    if ids.size != n_subsets:
-        raise ValueError(
-            f"member_ids has {ids.size} entries but {n_subsets} subsets were given; pass one id "
-            "per subset."
-        )
-    if ids.size and ids.min() < 0:
-        raise ValueError("member_ids must be non-negative ints.")
-    if np.unique(ids).size != ids.size:
-        raise ValueError("member_ids must be unique: two members would share all their randomness.")
-    return ids
+def _purpose_word(purpose) -> int:
+    if not isinstance(purpose, str) or not purpose:
+        raise TypeError(f"purpose must be a non-empty string, got {purpose!r}.")
+    if purpose in PURPOSES:
+        return PURPOSES[purpose]
+    digest = hashlib.sha256(purpose.encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "little") | _USER_PURPOSE_BIT
 
 
-def _sequence(random_state: int, member_id: int, purpose: int) -> np.random.SeedSequence:
-    return np.random.SeedSequence([int(random_state), int(member_id), purpose])
+def member_seed(random_state: int, member_id: int, purpose: str) -> int:
+    """The seed of one source of randomness of one ensemble member.
+
+    Derived from ``numpy.random.SeedSequence([random_state, member_id, word])``, where
+    ``word`` is fixed by ``purpose``, and nothing else: the same arguments give the same seed
+    in every process, on every platform, whatever other members exist. Use it in a member
+    view (:class:`~sklearn_certify.ensemble.MemberPlan`) or any code that must draw a member's
+    randomness the way the engine draws it, never from a global generator.
+
+    Parameters
+    ----------
+    random_state : int
+        The ensemble's non-negative base seed (e.g. ``DPAClassifier.seed_``).
+    member_id : int
+        The member's id, ``>= 0``.
+    purpose : str
+        What the seed is for. The engine's own purposes are ``"torch_init"``, ``"shuffle"``,
+        ``"view"`` (the seeds a member view receives while training) and ``"test_view"``
+        (while scoring); any other non-empty string names a purpose of the caller's, mapped to
+        an entropy word of its own (the first four bytes of its SHA-256 digest, high bit set,
+        so it never equals an engine purpose).
+
+    Returns
+    -------
+    int
+        A seed in ``[0, 2**63)``, e.g. for ``torch.Generator().manual_seed``.
+
+    Examples
+    --------
+    >>> from sklearn_certify.ensemble import member_seed
+    >>> member_seed(0, 3, "view") == member_seed(0, 3, "view")
+    True
+    >>> len({member_seed(0, 3, "view"), member_seed(0, 4, "view"), member_seed(1, 3, "view"),
+    ...      member_seed(0, 3, "test_view"), member_seed(0, 3, "my noise")})
+    5
+    """
+    word = _purpose_word(purpose)
+    random_state = _check_non_negative_int("random_state", random_state)
+    member_id = _check_non_negative_int("member_id", member_id)
+    return _seed63(np.random.SeedSequence([random_state, member_id, word]))
+
+
+def _check_non_negative_int(name: str, value) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a non-negative int, got {value!r}.")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value}.")
+    return int(value)
+
+
+def _seed63(sequence: np.random.SeedSequence) -> int:
+    state = sequence.generate_state(2, dtype=np.uint32)
+    return int((int(state[0]) << 31) | (int(state[1]) >> 1))
 
 
 def sklearn_seed(random_state: int, member_id: int) -> int:
     """Int in ``[0, 2**31)`` seeding the ``random_state`` params of member ``member_id``."""
-    return int(_sequence(random_state, member_id, _SKLEARN).generate_state(1)[0] >> 1)
+    sequence = np.random.SeedSequence([int(random_state), int(member_id), PURPOSES["sklearn"]])
+    return int(sequence.generate_state(1)[0] >> 1)
 
 
 def torch_init_seed(random_state: int, member_id: int) -> int:
     """Seed of torch's generator while member ``member_id`` is initialised and trained."""
-    state = _sequence(random_state, member_id, _TORCH_INIT).generate_state(2, dtype=np.uint32)
-    return int((int(state[0]) << 31) | (int(state[1]) >> 1))
+    return member_seed(random_state, member_id, "torch_init")
 
 
 def shuffle_seed(random_state: int, member_id: int) -> int:
     """Seed of the ``torch.Generator`` that orders member ``member_id``'s training batches."""
-    state = _sequence(random_state, member_id, _SHUFFLE).generate_state(2, dtype=np.uint32)
-    return int((int(state[0]) << 31) | (int(state[1]) >> 1))
+    return member_seed(random_state, member_id, "shuffle")
 
 
 def chunk_step_seed(random_state: int, chunk: int, step: int) -> int:
@@ -78,9 +116,7 @@ def chunk_step_seed(random_state: int, chunk: int, step: int) -> int:
     ``member_id % chunk_size``, so what a member draws is a function of its own id (and the
     chunk size, which depends on no data).
     """
-    words = [int(random_state), int(chunk), int(step), _CHUNK_STEP]
-    state = np.random.SeedSequence(words).generate_state(2, dtype=np.uint32)
-    return int((int(state[0]) << 31) | (int(state[1]) >> 1))
+    return _seed63(np.random.SeedSequence([int(random_state), int(chunk), int(step), _CHUNK_STEP]))
 
 
 def seed_random_state_params(estimator, seed: int) -> None:

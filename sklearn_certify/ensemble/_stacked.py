@@ -7,9 +7,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sklearn_certify.ensemble._loop import make_member
-from sklearn_certify.ensemble._seeding import torch_init_seed
+from sklearn_certify.ensemble._loop import check_view_output, make_member
+from sklearn_certify.ensemble._seeding import member_seed, torch_init_seed
 from sklearn_certify.ensemble._skorch import torch_seeded
+from sklearn_certify.ensemble._threads import one_thread
 
 __all__ = ["StackedMembers"]
 
@@ -31,12 +32,15 @@ def check_input_dtype(X, param_dtype, owner: str) -> None:
         )
 
 
-def stacked_eval_forward(template, params, buffers, X, n_classes: int, device):
+def stacked_eval_forward(template, params, buffers, X, n_classes: int, device, view_args=None):
     """Eval-mode outputs of stacked members on shared rows, ``_ROW_BATCH`` rows at a time.
 
     ``params`` / ``buffers`` are stacked along axis 0 (``torch.func.stack_module_state``
-    layout). Yields ``(start_row, outputs)`` with ``outputs`` a tensor of shape
-    ``(n_stacked, rows, n_classes)``; a module returning a tuple contributes its first element.
+    layout). ``view_args`` is ``None`` or ``(view, member_ids, seeds)``, tensors with one entry
+    per stacked member: each member then scores ``view(rows, None, member_ids, seeds)[m]``
+    instead of the shared rows. Yields ``(start_row, outputs)`` with ``outputs`` a tensor of
+    shape ``(n_stacked, rows, n_classes)``; a module returning a tuple contributes its first
+    element.
     """
     import torch
     from torch.func import functional_call, vmap
@@ -45,11 +49,20 @@ def stacked_eval_forward(template, params, buffers, X, n_classes: int, device):
         res = functional_call(template, (p, b), (x,))
         return res[0] if isinstance(res, (tuple, list)) else res
 
-    forward = vmap(call, in_dims=(0, 0, None))
+    shared = vmap(call, in_dims=(0, 0, None))
+    per_member = vmap(call, in_dims=(0, 0, 0))
     Xt = torch.as_tensor(np.asarray(X))
     with torch.no_grad():
         for lo in range(0, Xt.shape[0], _ROW_BATCH):
-            res = forward(params, buffers, Xt[lo : lo + _ROW_BATCH].to(device))
+            rows = Xt[lo : lo + _ROW_BATCH].to(device)
+            if view_args is None:
+                res = shared(params, buffers, rows)
+            else:
+                view, ids, seeds = view_args
+                batch = rows.unsqueeze(0).expand(ids.shape[0], *rows.shape)
+                viewed = view(batch, None, ids, seeds)
+                check_view_output(viewed, batch)
+                res = per_member(params, buffers, viewed)
             if res.ndim != 3 or res.shape[2] != n_classes:
                 raise ValueError(
                     f"members produced outputs of shape {tuple(res.shape[1:])}; expected "
@@ -57,6 +70,18 @@ def stacked_eval_forward(template, params, buffers, X, n_classes: int, device):
                     "values."
                 )
             yield lo, res
+
+
+def scoring_view_args(view, member_ids, random_state: int, device):
+    """``(view, member_ids, seeds)`` device tensors for scoring; ``member_ids`` ``-1`` -> seed 0."""
+    import torch
+
+    ids = np.asarray(member_ids, dtype=np.int64)
+    seeds = np.array(
+        [0 if mid < 0 else member_seed(random_state, int(mid), "test_view") for mid in ids],
+        dtype=np.int64,
+    )
+    return view, torch.as_tensor(ids).to(device), torch.as_tensor(seeds).to(device)
 
 
 class StackedMembers(Sequence):
@@ -165,13 +190,16 @@ class StackedMembers(Sequence):
         return member
 
     # ------------------------------------------------------------------ scoring
-    def outputs(self, X) -> np.ndarray:
+    def outputs(self, X, view=None) -> np.ndarray:
         """Every member's forward output (eval mode) on ``X``.
 
         Parameters
         ----------
         X : ndarray of shape (n_samples, ...)
             Rows to score, in the dtype the members were trained on.
+        view : callable, default=None
+            Test-time member view (see :func:`~sklearn_certify.ensemble.member_outputs`),
+            given the members' ids and seeds ``member_seed(random_state, id, "test_view")``.
 
         Returns
         -------
@@ -187,14 +215,24 @@ class StackedMembers(Sequence):
         device = self.device
         check_input_dtype(X, next(iter(self.chunks[0].values())).dtype, "the members'")
         template = self._template().to(device).eval()
-        for c, params in enumerate(self.chunks):
-            members = np.flatnonzero(self.chunk_of == c)
-            if members.size == 0:
-                continue
-            slots = torch.as_tensor(self.slot_of[members], device=device)
-            for lo, res in stacked_eval_forward(template, params, {}, X, self.n_classes, device):
-                picked = res.index_select(0, slots).permute(1, 0, 2)
-                out[lo : lo + picked.shape[0], members] = picked.cpu().numpy()
+        chunk_size = next(iter(self.chunks[0].values())).shape[0]
+        with one_thread():
+            for c, params in enumerate(self.chunks):
+                members = np.flatnonzero(self.chunk_of == c)
+                if members.size == 0:
+                    continue
+                slots = torch.as_tensor(self.slot_of[members], device=device)
+                view_args = None
+                if view is not None:
+                    ids = np.full(chunk_size, -1, dtype=np.int64)
+                    ids[self.slot_of[members]] = self.member_ids[members]
+                    view_args = scoring_view_args(view, ids, self.random_state, device)
+                results = stacked_eval_forward(
+                    template, params, {}, X, self.n_classes, device, view_args
+                )
+                for lo, res in results:
+                    picked = res.index_select(0, slots).permute(1, 0, 2)
+                    out[lo : lo + picked.shape[0], members] = picked.cpu().numpy()
         return out
 
     def _template(self):

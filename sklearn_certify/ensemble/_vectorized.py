@@ -2,7 +2,7 @@
 
 Within a chunk the members' parameters are stacked (``torch.func.stack_module_state``) and one
 ``vmap(functional_call)`` forward/backward per step trains them all. Partition independence
-(DESIGN.md section 4.1) is kept exactly:
+(the user guide's scaling page, "The one rule: members are independent") is kept exactly:
 
 * a member's initial weights are those of the module ``net.initialize()`` builds, drawn under
   its own torch seed, and its batch order comes from a ``torch.Generator`` seeded by
@@ -11,8 +11,8 @@ Within a chunk the members' parameters are stacked (``torch.func.stack_module_st
 * it takes exactly ``max_epochs * ceil(n_i / batch_size)`` optimizer steps; on later steps of the
   chunk its parameters and optimizer state are left exactly as they are;
 * every batch tensor has the fixed shape ``(chunk_size, batch_size, ...)``: short batches are
-  padded with copies of the member's own rows and masked out of the loss (the loss is the sum of
-  the real rows' losses over their count, as skorch's mean);
+  padded with copies of the member's own rows and masked out of the loss (the loss is the
+  sum of the real rows' losses over their count, as skorch's mean);
 * chunk membership is ``member_id // chunk_size`` and a chunk always holds ``chunk_size`` slots
   (absent ids are inert dummy slots), so no shape depends on which other members exist;
 * a step that only some members take runs the optimizer kernel over full-size tensors and copies
@@ -21,19 +21,32 @@ Within a chunk the members' parameters are stacked (``torch.func.stack_module_st
   fixed shape, from torch's generator seeded by ``(random_state, chunk, step)``; a member gets
   the part at its slot, so its draws depend on its id alone.
 
-The trained chunks are returned as a :class:`~sklearn_certify.ensemble.StackedMembers`.
+A chunk keeps one device copy of the rows its members need (for a plan with all rows, ``X``
+itself, once per job), schedules positions into it, and applies the plan's view to each step's
+batches with the rows' original ids. The trained chunks are returned as a
+:class:`~sklearn_certify.ensemble.StackedMembers`.
 """
 
 from __future__ import annotations
 
+import warnings
+from typing import NamedTuple
+
 import numpy as np
 
+from sklearn_certify.ensemble._loop import check_view_output
 from sklearn_certify.ensemble._net_config import NetConfig, auto_chunk_size
 from sklearn_certify.ensemble._optim import optimizer_step
 from sklearn_certify.ensemble._schedule import batch_schedule
-from sklearn_certify.ensemble._seeding import chunk_step_seed, shuffle_seed, torch_init_seed
+from sklearn_certify.ensemble._seeding import (
+    chunk_step_seed,
+    member_seed,
+    shuffle_seed,
+    torch_init_seed,
+)
 from sklearn_certify.ensemble._skorch import torch_rng_session, torch_seeded
 from sklearn_certify.ensemble._stacked import StackedMembers
+from sklearn_certify.ensemble._threads import one_thread
 
 
 def _initial_modules(net, member_ids, random_state: int) -> list:
@@ -110,30 +123,68 @@ def _stack_slots(modules, slots, chunk_size: int, layouts: dict, device) -> dict
     return stacked
 
 
+class RowStore(NamedTuple):
+    """Rows a chunk trains on, on the net's device: features, labels and their ids in ``X``."""
+
+    X: object  # torch.Tensor (n_store, ...)
+    y: object  # torch.Tensor (n_store,) int64
+    row_ids: object  # torch.Tensor (n_store,) int64: the rows' indices into the training X
+
+
+def row_store(X, y, rows, device) -> RowStore:
+    """One device copy of ``X[rows]`` (all of ``X`` when ``rows`` is None; no copy on CPU)."""
+    import torch
+
+    if rows is None:
+        rows = np.arange(X.shape[0])
+        X_rows, y_rows = np.ascontiguousarray(X), y
+    else:
+        X_rows, y_rows = np.ascontiguousarray(X[rows]), y[rows]
+    with warnings.catch_warnings():
+        # joblib hands process workers a read-only memory map of X; the store is only read
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+        X_store = torch.as_tensor(X_rows)
+    return RowStore(
+        X_store.to(device),
+        torch.as_tensor(np.asarray(y_rows, dtype=np.int64)).to(device),
+        torch.as_tensor(np.asarray(rows, dtype=np.int64)).to(device),
+    )
+
+
+def chunk_positions(plan, positions, n_samples: int):
+    """The rows a chunk needs (``None``: all of X) and each member's rows as store positions."""
+    if plan.all_rows:
+        return None, [np.arange(n_samples)] * len(positions)
+    subsets = [plan.rows[p] for p in positions]
+    needed = np.unique(np.concatenate(subsets))
+    return needed, [np.searchsorted(needed, s) for s in subsets]
+
+
 def train_chunk(
     net,
-    X,
-    y,
-    subsets,
+    store: RowStore,
+    positions,
     member_ids,
     slots,
     *,
     chunk_size: int,
     n_classes: int,
     random_state: int,
+    view=None,
     randomness: str = "error",
     verbose: int = 0,
     workspace: dict | None = None,
 ) -> dict:
     """Train the members of one chunk; return their stacked parameters.
 
-    Returns ``{name: (chunk_size, *param.shape) tensor}`` on the net's device; ``slots[i]`` holds
-    member ``member_ids[i]`` and absent slots hold zeros. ``randomness="different"`` (a module
-    with dropout) draws each step's random numbers for the whole chunk from torch's generator
-    seeded by ``(random_state, chunk, step)``, so slot ``s`` always gets the same part of a draw
-    of a fixed shape. ``workspace`` (a dict) keeps the gradient layouts and the optimizer's
-    buffers; passing the dict of an earlier chunk of the same net reuses them (buffers are reset
-    here, so no state carries over).
+    Member ``member_ids[i]`` sits in slot ``slots[i]`` and trains on the store rows
+    ``positions[i]`` (in that order). Returns ``{name: (chunk_size, *param.shape) tensor}`` on
+    the net's device; absent slots hold zeros. ``view`` (the plan's) is applied to each step's
+    batches. ``randomness="different"`` (a module with dropout) draws each step's random numbers
+    for the whole chunk from torch's generator seeded by ``(random_state, chunk, step)``, so
+    slot ``s`` always gets the same part of a draw of a fixed shape. ``workspace`` (a dict)
+    keeps the gradient layouts and the optimizer's buffers; passing the dict of an earlier
+    chunk of the same net reuses them (buffers are reset here, so no state carries over).
     """
     import torch
     from torch.func import functional_call, vmap
@@ -143,29 +194,24 @@ def train_chunk(
     modules = _initial_modules(net, member_ids, random_state)
     template = modules[0].to(device).train()  # supplies the forward; its weights are not used
 
-    # the chunk's rows, each member's rows contiguous, on the device
-    sizes = [len(s) for s in subsets]
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    rows = np.concatenate(subsets)
-    Xc = torch.as_tensor(np.ascontiguousarray(X[rows])).to(device)
-    yc = torch.as_tensor(np.asarray(y[rows], dtype=np.int64)).to(device)
     seeds = [shuffle_seed(random_state, int(mid)) for mid in member_ids]
-    idx_np, cnt_np, T = batch_schedule(sizes, offsets, seeds, config, slots, chunk_size)
+    idx_np, cnt_np, T = batch_schedule(positions, seeds, config, slots, chunk_size)
     idx = torch.as_tensor(idx_np).to(device)
     cnt = torch.as_tensor(cnt_np).to(device)
     arange_w = torch.arange(config.batch_size, device=device)
     weight = (
         None
         if config.class_weight is None
-        else torch.as_tensor(config.class_weight, dtype=Xc.dtype).to(device)
+        else torch.as_tensor(config.class_weight, dtype=store.X.dtype).to(device)
     )
+    slot_view_args = _slot_view_args(member_ids, slots, chunk_size, random_state, device)
 
     # Each stacked parameter is stored in the axis order its gradient comes in (the forward
     # sees the usual layout through a permuted view), so the optimizer reads gradients as they
     # are. The layout depends only on the module and the shapes, never on the data.
     workspace = {} if workspace is None else workspace
     if "layouts" not in workspace:
-        workspace["layouts"] = _gradient_layouts(template, Xc, randomness)
+        workspace["layouts"] = _gradient_layouts(template, store.X, randomness)
     layouts = workspace["layouts"]
     leaves = _stack_slots(modules, slots, chunk_size, layouts, device)
     names = list(leaves)
@@ -191,8 +237,10 @@ def train_chunk(
     real[list(slots)] = True
     for t in steps:
         it = idx[t]
-        xb = Xc[it]  # (M, W, ...): one gather per step
-        yb = yc[it]
+        xb = store.X[it]  # (M, W, ...): one gather per step
+        yb = store.y[it]
+        if view is not None:
+            xb = _viewed(view, xb, store.row_ids[it], slot_view_args, check=t == 0)
         views = {
             name: leaf if inverse[name] is None else leaf.permute(inverse[name])
             for name, leaf in leaves.items()
@@ -218,6 +266,26 @@ def train_chunk(
         name: (leaf if inverse[name] is None else leaf.permute(inverse[name])).detach()
         for name, leaf in leaves.items()
     }
+
+
+def _slot_view_args(member_ids, slots, chunk_size: int, random_state: int, device):
+    """Per slot: member id (``-1`` for placeholders) and view seed (``0``), as device tensors."""
+    import torch
+
+    ids = np.full(chunk_size, -1, dtype=np.int64)
+    seeds = np.zeros(chunk_size, dtype=np.int64)
+    for mid, slot in zip(member_ids, slots, strict=True):
+        ids[slot] = int(mid)
+        seeds[slot] = member_seed(random_state, int(mid), "view")
+    return torch.as_tensor(ids).to(device), torch.as_tensor(seeds).to(device)
+
+
+def _viewed(view, xb, row_ids, slot_view_args, *, check: bool):
+    """The view of one step's batches; its output is checked on the first step."""
+    out = view(xb, row_ids, *slot_view_args)
+    if check:
+        check_view_output(out, xb)
+    return out
 
 
 def _chunk_loss(config: NetConfig, out, yb, counts, arange_w, weight):
@@ -257,33 +325,52 @@ def _chunk_loss(config: NetConfig, out, yb, counts, arange_w, weight):
     return (rowloss.masked_fill(~counted, 0).sum(1) / den).sum()
 
 
-def train_chunks(net, X, y, specs, **kwargs) -> list:
+def train_chunks(net, X, y, plan, specs, **kwargs) -> list:
     """Train several chunks one after another (one joblib job), sharing one workspace.
 
-    ``specs`` holds ``(subsets, member_ids, slots)`` per chunk; ``kwargs`` go to
-    :func:`train_chunk`. Returns one dict of stacked parameters per chunk.
+    ``specs`` holds ``(positions, member_ids, slots)`` per chunk, where ``positions`` are the
+    plan positions of the chunk's members; ``kwargs`` go to :func:`train_chunk`. A plan with
+    all rows puts ``X`` on the device once for every chunk of the job. Returns one dict of
+    stacked parameters per chunk.
     """
     if kwargs.get("verbose"):
         from tqdm.auto import tqdm
 
         specs = tqdm(specs, desc="training chunks", unit="chunk", leave=False)
+    device = NetConfig(net, kwargs["n_classes"]).device
+    shared = row_store(X, y, None, device) if plan.all_rows else None
     workspace: dict = {}
-    return [train_chunk(net, X, y, *spec, workspace=workspace, **kwargs) for spec in specs]
+    results = []
+    with one_thread():
+        for positions, member_ids, slots in specs:
+            needed, member_positions = chunk_positions(plan, positions, X.shape[0])
+            store = shared if shared is not None else row_store(X, y, needed, device)
+            results.append(
+                train_chunk(
+                    net,
+                    store,
+                    member_positions,
+                    member_ids,
+                    slots,
+                    view=plan.view,
+                    workspace=workspace,
+                    **kwargs,
+                )
+            )
+    return results
 
 
 def fit_vectorized(
     net,
     X,
     y,
-    subsets,
-    member_ids,
+    plan,
     *,
     n_classes,
     random_state,
     n_jobs,
     verbose,
     chunk_size,
-    n_members_total,
     memory_budget,
     probe,
 ):
@@ -293,23 +380,26 @@ def fit_vectorized(
     from sklearn.utils.parallel import Parallel, delayed
 
     config = NetConfig(net, n_classes)
-    if n_members_total is None:
-        n_members_total = int(member_ids.max()) + 1
-    elif n_members_total <= int(member_ids.max()):
-        raise ValueError(
-            f"n_members_total={n_members_total} but member_ids go up to {int(member_ids.max())}; "
-            "n_members_total must exceed every member id."
-        )
+    member_ids = plan.member_ids
     if chunk_size is None:
         row_numel = int(np.prod(X.shape[1:])) if X.ndim > 1 else 1
-        chunk_size = auto_chunk_size(config, probe, row_numel, n_members_total, memory_budget)
+        shared_bytes = X.nbytes if plan.all_rows else 0
+        chunk_size = auto_chunk_size(
+            config,
+            probe,
+            row_numel,
+            plan.n_members_total,
+            memory_budget,
+            shared_bytes=shared_bytes,
+            with_view=plan.view is not None,
+        )
     chunks: dict[int, list[int]] = {}
     for pos, mid in enumerate(member_ids):
         chunks.setdefault(int(mid) // chunk_size, []).append(pos)
     keys = sorted(chunks)
     specs = [
         (
-            [subsets[p] for p in chunks[key]],
+            chunks[key],
             [int(member_ids[p]) for p in chunks[key]],
             [int(member_ids[p]) % chunk_size for p in chunks[key]],
         )
@@ -325,7 +415,8 @@ def fit_vectorized(
             net,
             X,
             y,
-            [specs[c] for c in group],
+            plan if plan.all_rows else plan.select([p for c in group for p in specs[c][0]]),
+            _local_specs(specs, group),
             chunk_size=chunk_size,
             n_classes=n_classes,
             random_state=random_state,
@@ -340,7 +431,7 @@ def fit_vectorized(
 
         results = tqdm(results, total=len(jobs), desc="chunk groups", unit="group")
     stacked = [chunk for group in results for chunk in group]
-    chunk_of = np.empty(len(subsets), dtype=np.int64)
+    chunk_of = np.empty(plan.n_members, dtype=np.int64)
     for position, key in enumerate(keys):
         chunk_of[chunks[key]] = position
     return StackedMembers(
@@ -352,3 +443,13 @@ def fit_vectorized(
         n_classes=n_classes,
         random_state=random_state,
     )
+
+
+def _local_specs(specs, group) -> list:
+    """The group's specs with plan positions renumbered for the group's own sub-plan."""
+    out, offset = [], 0
+    for c in group:
+        positions, ids, slots = specs[c]
+        out.append((list(range(offset, offset + len(positions))), ids, slots))
+        offset += len(positions)
+    return out
