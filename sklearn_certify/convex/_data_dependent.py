@@ -33,13 +33,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.extmath import randomized_svd
 from tqdm.auto import tqdm
 
-from sklearn_certify._validation import check_positive, check_scalar_int
-from sklearn_certify.convex._checks import (
-    check_epsilon,
-    check_features,
-    check_labels,
-    check_rho_sq,
-)
+from sklearn_certify._validation import check_scalar_int
+from sklearn_certify.convex._checks import check_run_inputs
 from sklearn_certify.convex._defense import SphereSlabDefense
 from sklearn_certify.convex._losses import loss_slope, loss_value
 from sklearn_certify.convex._upper_bound import n_poison_points
@@ -307,12 +302,7 @@ def data_dependent_estimate(
     >>> est.is_certificate, est.poison_X.shape
     (False, (6, 5))
     """
-    X = check_features(X)
-    y = check_labels(y, X.shape[0], min_per_class=2)
-    epsilon = check_epsilon(epsilon)
-    rho_sq = check_rho_sq(rho_sq)
-    lr = check_positive("lr", lr)
-    max_iter = check_scalar_int("max_iter", max_iter, min_value=1)
+    X, y, epsilon, rho_sq, lr, max_iter = check_run_inputs(X, y, epsilon, rho_sq, lr, max_iter)
     n_splits = check_scalar_int("n_splits", n_splits, min_value=0)
     n_check_splits = check_scalar_int("n_check_splits", n_check_splits, min_value=0)
     if check_every is None:

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from sklearn_certify.convex._checks import check_features, check_labels, row_sq_norms
+from sklearn_certify.convex._checks import check_data, row_sq_norms
 
 __all__ = ["SphereSlabDefense"]
 
@@ -130,8 +130,7 @@ class SphereSlabDefense(BaseEstimator):
         self : SphereSlabDefense
         """
         percentile = self._check_params()
-        X = check_features(X)
-        y = check_labels(y, X.shape[0], min_per_class=2)
+        X, y = check_data(X, y, min_per_class=2)
         self.classes_ = CLASSES.copy()
         self.n_features_in_ = X.shape[1]
         self.centroids_ = _class_centroids(X, y)
@@ -175,8 +174,9 @@ class SphereSlabDefense(BaseEstimator):
             ``|v . (x - mu_y)|`` (zeros when ``slab=False``).
         """
         check_is_fitted(self, "centroids_")
-        X = check_features(X, n_features=self.n_features_in_)
-        y = check_labels(y, X.shape[0], min_per_class=2 if self.data_dependent else 0)
+        X, y = check_data(
+            X, y, n_features=self.n_features_in_, min_per_class=2 if self.data_dependent else 0
+        )
         centroids, v = self._geometry(X, y)
         mu = centroids[(y == 1).astype(int)]
         if sp.issparse(X):
@@ -232,7 +232,6 @@ class SphereSlabDefense(BaseEstimator):
         X_kept : ndarray or sparse matrix
         y_kept : ndarray
         """
-        X = check_features(X, n_features=getattr(self, "n_features_in_", None))
-        y = check_labels(y, X.shape[0])
+        X, y = check_data(X, y, n_features=getattr(self, "n_features_in_", None))
         mask = self.contains(X, y)
         return X[mask], y[mask]

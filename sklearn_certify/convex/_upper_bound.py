@@ -9,13 +9,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
-from sklearn_certify._validation import check_positive, check_scalar_int
-from sklearn_certify.convex._checks import (
-    check_epsilon,
-    check_features,
-    check_labels,
-    check_rho_sq,
-)
+from sklearn_certify.convex._checks import check_run_inputs
 from sklearn_certify.convex._defense import CLASSES, SphereSlabDefense
 from sklearn_certify.convex._losses import check_loss, loss_slope, loss_value
 from sklearn_certify.convex._oracle import make_oracle
@@ -241,12 +235,7 @@ def upper_bound(
     >>> round(res.upper_bound, 6), res.poison_X.shape
     (0.525, (2, 2))
     """
-    X = check_features(X)
-    y = check_labels(y, X.shape[0], min_per_class=2)
-    epsilon = check_epsilon(epsilon)
-    rho_sq = check_rho_sq(rho_sq)
-    lr = check_positive("lr", lr)
-    max_iter = check_scalar_int("max_iter", max_iter, min_value=1)
+    X, y, epsilon, rho_sq, lr, max_iter = check_run_inputs(X, y, epsilon, rho_sq, lr, max_iter)
     loss = check_loss(loss)
     if attack not in ("iterates", "sampled"):
         raise ValueError(f"attack must be 'iterates' or 'sampled', got {attack!r}.")
