@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from sklearn_certify._validation import check_scalar_int
 from sklearn_certify.convex._checks import check_run_inputs
 from sklearn_certify.convex._defense import SphereSlabDefense
-from sklearn_certify.convex._losses import loss_slope, loss_value
+from sklearn_certify.convex._losses import loss_slope, margins, mean_loss_and_gradient
 from sklearn_certify.convex._upper_bound import n_poison_points
 
 __all__ = ["DataDependentEstimate", "data_dependent_estimate"]
@@ -327,7 +327,6 @@ def data_dependent_estimate(
     n_dirs = min(d, 8)
     dirs = randomized_svd(X, n_components=n_dirs, random_state=rng.randint(2**31 - 1))[2].T
     rho = math.sqrt(rho_sq)
-    yf = y.astype(np.float64)
     heuristic = eps_eff * np.array([p[1], 0.0, p[0], 0.0])
 
     def random_splits(count):
@@ -347,15 +346,6 @@ def data_dependent_estimate(
                 best_val, best_G, best_masses = val, G, masses
         return best_val, best_G, best_masses, failed, vectors
 
-    def clean_part(w, b):
-        margins = yf * (np.asarray(X @ w).ravel() + b)
-        coeff = loss_slope("hinge", margins) * yf / n
-        return (
-            float(loss_value("hinge", margins).mean()),
-            np.asarray(X.T @ coeff).ravel(),
-            float(coeff.sum()),
-        )
-
     z_w, z_b, lam = np.zeros(d), 0.0, 1.0 / lr
     w, b = np.zeros(d), 0.0
     n_failed = 0
@@ -365,7 +355,7 @@ def data_dependent_estimate(
 
     def checkpoint(t, w, b):
         nonlocal n_failed, best
-        clean, _, _ = clean_part(w, b)
+        clean, _, _ = mean_loss_and_gradient("hinge", X, y, w, b)
         splits = np.vstack([heuristic[None, :], random_splits(n_check_splits)])
         val, G, masses, failed, vectors = inner_max(w, b, splits)
         n_failed += failed
@@ -378,7 +368,7 @@ def data_dependent_estimate(
     for t in tqdm(range(max_iter), disable=not verbose, desc="data-dependent estimate"):
         if t > 0 and t % check_every == 0:
             checkpoint(t, w, b)
-        clean, g_w, g_b = clean_part(w, b)
+        clean, g_w, g_b = mean_loss_and_gradient("hinge", X, y, w, b)
         splits = np.vstack([heuristic[None, :], random_splits(n_splits)])
         val, G, masses, failed, vectors = inner_max(w, b, splits)
         n_failed += failed
@@ -390,8 +380,7 @@ def data_dependent_estimate(
         step_values[t] = clean + val
         B, coords, extra = _basis(vectors, dirs)
         points = _realise(G, B, coords, extra)
-        margins = _POINT_LABELS * (points @ w + b)
-        slopes = loss_slope("hinge", margins) * masses * _POINT_LABELS
+        slopes = loss_slope("hinge", margins(points, _POINT_LABELS, w, b)) * masses * _POINT_LABELS
         g_w = g_w + slopes @ points
         g_b = g_b + float(slopes.sum())
         z_w -= g_w

@@ -17,7 +17,7 @@ from sklearn_certify.convex._checks import (
     check_labels,
     check_rho_sq,
 )
-from sklearn_certify.convex._losses import check_loss, loss_value
+from sklearn_certify.convex._losses import check_loss, loss_value, margins
 
 __all__ = ["AttackEvaluation", "constrained_linear_fit", "evaluate_attack"]
 
@@ -252,12 +252,9 @@ def evaluate_attack(
     else:
         raise ValueError(f"learner must be 'constrained' or 'linear_svc', got {learner!r}.")
 
-    def losses(A, labels):
-        return loss_value(loss, labels * (np.asarray(A @ w).ravel() + b))
-
     n = X.shape[0]
-    clean = losses(X, y)
-    poison = losses(poison_X, poison_y) if poison_X.shape[0] else np.empty(0)
+    clean = loss_value(loss, margins(X, y, w, b))
+    poison = loss_value(loss, margins(poison_X, poison_y, w, b))
     test_scores = np.asarray(X_test @ w).ravel() + b
     test_pred = np.where(test_scores >= 0, 1, -1)
     return AttackEvaluation(

@@ -11,7 +11,13 @@ from tqdm.auto import tqdm
 
 from sklearn_certify.convex._checks import check_run_inputs
 from sklearn_certify.convex._defense import CLASSES, SphereSlabDefense
-from sklearn_certify.convex._losses import check_loss, loss_slope, loss_value
+from sklearn_certify.convex._losses import (
+    check_loss,
+    loss_slope,
+    loss_value,
+    margins,
+    mean_loss_and_gradient,
+)
 from sklearn_certify.convex._oracle import make_oracle
 
 __all__ = ["UpperBoundResult", "n_poison_points", "upper_bound", "worst_case_point"]
@@ -126,9 +132,9 @@ def worst_case_point(oracle, w: np.ndarray, b: float):
     (array([-2.5,  0. ]), -1, 0.45)
     """
     candidates = oracle.worst_points(w)
-    margins = CLASSES * (candidates @ w + b)
-    j = 1 if margins[1] <= margins[0] + _TIE_TOL else 0
-    return candidates[j], int(CLASSES[j]), float(margins[j]), float(margins.min())
+    m = margins(candidates, CLASSES, w, b)
+    j = 1 if m[1] <= m[0] + _TIE_TOL else 0
+    return candidates[j], int(CLASSES[j]), float(m[j]), float(m.min())
 
 
 def _resolve_defense(defense, X, y) -> SphereSlabDefense:
@@ -251,7 +257,6 @@ def upper_bound(
     oracle = make_oracle(oracle, defense)
     rho = math.sqrt(rho_sq)
 
-    yf = y.astype(np.float64)
     z_w = np.zeros(n_features)
     z_b = 0.0
     lam = 1.0 / lr
@@ -265,11 +270,7 @@ def upper_bound(
     iter_y = np.empty(max_iter, dtype=np.int64)
     best = (np.inf, -1, None)
     for t in tqdm(range(max_iter), disable=not verbose, desc="upper bound"):
-        margins = yf * (np.asarray(X @ w).ravel() + b)
-        clean_loss = float(loss_value(loss, margins).mean())
-        coeff = loss_slope(loss, margins) * yf / n
-        g_w = np.asarray(X.T @ coeff).ravel()
-        g_b = float(coeff.sum())
+        clean_loss, g_w, g_b = mean_loss_and_gradient(loss, X, y, w, b)
         x_t, y_t, m_t, m_min = worst_case_point(oracle, w, b)
         poison_loss = float(loss_value(loss, m_min))
         bound = clean_loss + eps_eff * poison_loss
