@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,9 +10,9 @@ from tqdm.auto import tqdm
 
 from sklearn_certify.convex._checks import check_run_inputs
 from sklearn_certify.convex._defense import CLASSES, SphereSlabDefense
+from sklearn_certify.convex._dual_averaging import DualAveraging, poison_gradient
 from sklearn_certify.convex._losses import (
     check_loss,
-    loss_slope,
     loss_value,
     margins,
     mean_loss_and_gradient,
@@ -245,65 +244,22 @@ def upper_bound(
     loss = check_loss(loss)
     if attack not in ("iterates", "sampled"):
         raise ValueError(f"attack must be 'iterates' or 'sampled', got {attack!r}.")
-    n, n_features = X.shape
+    n = X.shape[0]
     k = n_poison_points(epsilon, n)
     if k > max_iter:
         raise ValueError(
             f"max_iter={max_iter} is smaller than the {k} poison points requested "
             f"(round(epsilon * n)); raise max_iter to at least {k}."
         )
-    eps_eff = k / n
-    defense = _resolve_defense(defense, X, y)
-    oracle = make_oracle(oracle, defense)
-    rho = math.sqrt(rho_sq)
-
-    z_w = np.zeros(n_features)
-    z_b = 0.0
-    lam = 1.0 / lr
-    w = np.zeros(n_features)
-    b = 0.0
-    trace = {
-        key: np.empty(max_iter)
-        for key in ("upper_bound", "clean_loss", "poison_loss", "norm_sq", "lambda")
-    }
-    iter_X = np.empty((max_iter, n_features))
-    iter_y = np.empty(max_iter, dtype=np.int64)
-    best = (np.inf, -1, None)
-    for t in tqdm(range(max_iter), disable=not verbose, desc="upper bound"):
-        clean_loss, g_w, g_b = mean_loss_and_gradient(loss, X, y, w, b)
-        x_t, y_t, m_t, m_min = worst_case_point(oracle, w, b)
-        poison_loss = float(loss_value(loss, m_min))
-        bound = clean_loss + eps_eff * poison_loss
-        trace["upper_bound"][t] = bound
-        trace["clean_loss"][t] = clean_loss
-        trace["poison_loss"][t] = poison_loss
-        trace["norm_sq"][t] = float(w @ w + b * b)
-        iter_X[t] = x_t
-        iter_y[t] = y_t
-        if bound < best[0]:
-            best = (bound, t, np.append(w, b))
-        slope = float(loss_slope(loss, m_t))
-        g_w = g_w + eps_eff * slope * y_t * x_t
-        g_b = g_b + eps_eff * slope * y_t
-        z_w -= g_w
-        z_b -= g_b
-        lam = max(lam, math.sqrt(float(z_w @ z_w) + z_b * z_b) / rho)
-        trace["lambda"][t] = lam
-        w = z_w / lam
-        b = z_b / lam
-
-    bound, t_best, theta = best
-    if attack == "sampled":
-        rng = check_random_state(random_state)
-        idx = np.sort(rng.choice(max_iter, size=k, replace=False))
-    elif k == 0:
-        idx = np.empty(0, dtype=int)
-    else:
-        idx = np.arange(max_iter - k, max_iter)  # the last k iterates (all if T == k)
+    oracle = make_oracle(oracle, _resolve_defense(defense, X, y))
+    trace, iter_X, iter_y, t_best, theta = _algorithm1(
+        X, y, k / n, oracle, loss=loss, lr=lr, rho_sq=rho_sq, max_iter=max_iter, verbose=verbose
+    )
+    idx = _attack_indices(attack, k, max_iter, random_state)
     return UpperBoundResult(
-        upper_bound=float(bound),
+        upper_bound=float(trace["upper_bound"][t_best]),
         epsilon=epsilon,
-        epsilon_effective=eps_eff,
+        epsilon_effective=k / n,
         n_poison=k,
         clean_loss=float(trace["clean_loss"][t_best]),
         poison_loss=float(trace["poison_loss"][t_best]),
@@ -317,3 +273,58 @@ def upper_bound(
         iterates_X=iter_X,
         iterates_y=iter_y,
     )
+
+
+def _algorithm1(X, y, eps_eff, oracle, *, loss, lr, rho_sq, max_iter, verbose):
+    """Run the dual-averaging loop of Algorithm 1.
+
+    Returns
+    -------
+    trace : dict of ndarray
+        As :attr:`UpperBoundResult.trace`.
+    iter_X : ndarray of shape (max_iter, n_features)
+        The worst-case point of each iterate.
+    iter_y : ndarray of shape (max_iter,)
+        Its label.
+    t_best : int
+        First iteration with the smallest recorded bound.
+    theta : ndarray of shape (n_features + 1,)
+        That iterate ``(w, b)``.
+    """
+    n_features = X.shape[1]
+    optimizer = DualAveraging(n_features, lr=lr, rho_sq=rho_sq)
+    trace = {
+        key: np.empty(max_iter)
+        for key in ("upper_bound", "clean_loss", "poison_loss", "norm_sq", "lambda")
+    }
+    iter_X = np.empty((max_iter, n_features))
+    iter_y = np.empty(max_iter, dtype=np.int64)
+    best = (np.inf, -1, None)
+    for t in tqdm(range(max_iter), disable=not verbose, desc="upper bound"):
+        w, b = optimizer.w, optimizer.b
+        clean_loss, g_w, g_b = mean_loss_and_gradient(loss, X, y, w, b)
+        x_t, y_t, m_t, m_min = worst_case_point(oracle, w, b)
+        poison_loss = float(loss_value(loss, m_min))
+        bound = clean_loss + eps_eff * poison_loss
+        trace["upper_bound"][t] = bound
+        trace["clean_loss"][t] = clean_loss
+        trace["poison_loss"][t] = poison_loss
+        trace["norm_sq"][t] = float(w @ w + b * b)
+        iter_X[t] = x_t
+        iter_y[t] = y_t
+        if bound < best[0]:
+            best = (bound, t, np.append(w, b))
+        p_w, p_b = poison_gradient(loss, x_t, y_t, m_t, eps_eff)
+        optimizer.step(g_w + p_w, g_b + p_b)
+        trace["lambda"][t] = optimizer.lam
+    return trace, iter_X, iter_y, best[1], best[2]
+
+
+def _attack_indices(attack: str, k: int, max_iter: int, random_state) -> np.ndarray:
+    """Which ``k`` of the ``max_iter`` worst-case points form the candidate attack."""
+    if attack == "sampled":
+        rng = check_random_state(random_state)
+        return np.sort(rng.choice(max_iter, size=k, replace=False))
+    if k == 0:
+        return np.empty(0, dtype=int)
+    return np.arange(max_iter - k, max_iter)  # the last k iterates (all if T == k)
