@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import numbers
+from numbers import Real
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_certify.convex._checks import check_data, row_sq_norms
@@ -92,6 +94,13 @@ class SphereSlabDefense(BaseEstimator):
     array([ True, False])
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "percentile": [Interval(Real, 0, 100, closed="right")],
+        "sphere": ["boolean"],
+        "slab": ["boolean"],
+        "data_dependent": ["boolean"],
+    }
+
     def __init__(
         self,
         percentile: float = 70,
@@ -104,17 +113,7 @@ class SphereSlabDefense(BaseEstimator):
         self.slab = slab
         self.data_dependent = data_dependent
 
-    def _check_params(self) -> float:
-        p = self.percentile
-        if isinstance(p, bool) or not isinstance(p, numbers.Real):
-            raise TypeError(f"percentile must be a number in (0, 100], got {type(p).__name__}.")
-        if not 0.0 < float(p) <= 100.0:
-            raise ValueError(f"percentile must lie in (0, 100], got {p}.")
-        for name in ("sphere", "slab", "data_dependent"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}.")
-        return float(p)
-
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y) -> SphereSlabDefense:
         """Compute centroids, radii and slab widths from clean data.
 
@@ -129,8 +128,8 @@ class SphereSlabDefense(BaseEstimator):
         -------
         self : SphereSlabDefense
         """
-        percentile = self._check_params()
         X, y = check_data(X, y, min_per_class=2)
+        percentile = float(self.percentile)
         self.classes_ = CLASSES.copy()
         self.n_features_in_ = X.shape[1]
         self.centroids_ = _class_centroids(X, y)
