@@ -21,7 +21,7 @@ class DualAveraging:
     """Dual averaging with a growing regulariser, kept inside a ball.
 
     After the gradients ``g_1, ..., g_t`` the iterate is ``theta = z / lambda``
-    with ``z = -(g_1 + ... + g_t)`` and ``lambda = max(lambda, ||z|| / rho)``:
+    with ``z = -(g_1 + ... + g_t)`` and ``lambda = max(lambda, ||z|| / sqrt(rho_sq))``:
     ``lambda`` starts at ``1 / lr`` and only grows, which keeps ``theta`` in the
     ball ``||w||^2 + b^2 <= rho_sq`` (bias included).
 
@@ -50,13 +50,13 @@ class DualAveraging:
     >>> opt.step(np.array([-1.0, 0.0]), 0.0)   # inside the ball: theta = -lr * g
     >>> opt.w, opt.b, opt.lam
     (array([0.5, 0. ]), 0.0, 2.0)
-    >>> opt.step(np.array([-3.0, 0.0]), 0.0)   # ||z|| / rho = 4 > lambda: lambda grows
+    >>> opt.step(np.array([-3.0, 0.0]), 0.0)   # ||z|| / sqrt(rho_sq) = 4 > lambda: it grows
     >>> opt.w, opt.lam
     (array([1., 0.]), 4.0)
     """
 
     def __init__(self, n_features: int, *, lr: float, rho_sq: float):
-        self.rho = math.sqrt(rho_sq)
+        self._rho = math.sqrt(rho_sq)
         self.lam = 1.0 / lr
         self.w = np.zeros(n_features)
         self.b = 0.0
@@ -76,7 +76,7 @@ class DualAveraging:
         self._z_w -= grad_w
         self._z_b -= grad_b
         norm = math.sqrt(float(self._z_w @ self._z_w) + self._z_b * self._z_b)
-        self.lam = max(self.lam, norm / self.rho)
+        self.lam = max(self.lam, norm / self._rho)
         self.w = self._z_w / self.lam
         self.b = self._z_b / self.lam
 

@@ -252,12 +252,12 @@ def upper_bound(
             f"(round(epsilon * n)); raise max_iter to at least {k}."
         )
     oracle = make_oracle(oracle, _resolve_defense(defense, X, y))
-    trace, iter_X, iter_y, t_best, theta = _algorithm1(
+    trace, iter_X, iter_y, (bound, t_best, theta) = _algorithm1(
         X, y, k / n, oracle, loss=loss, lr=lr, rho_sq=rho_sq, max_iter=max_iter, verbose=verbose
     )
     idx = _attack_indices(attack, k, max_iter, random_state)
     return UpperBoundResult(
-        upper_bound=float(trace["upper_bound"][t_best]),
+        upper_bound=float(bound),
         epsilon=epsilon,
         epsilon_effective=k / n,
         n_poison=k,
@@ -286,10 +286,9 @@ def _algorithm1(X, y, eps_eff, oracle, *, loss, lr, rho_sq, max_iter, verbose):
         The worst-case point of each iterate.
     iter_y : ndarray of shape (max_iter,)
         Its label.
-    t_best : int
-        First iteration with the smallest recorded bound.
-    theta : ndarray of shape (n_features + 1,)
-        That iterate ``(w, b)``.
+    best : tuple of (float, int, ndarray)
+        The smallest recorded bound, the first iteration recording it and that
+        iterate ``(w, b)``.
     """
     n_features = X.shape[1]
     optimizer = DualAveraging(n_features, lr=lr, rho_sq=rho_sq)
@@ -317,7 +316,7 @@ def _algorithm1(X, y, eps_eff, oracle, *, loss, lr, rho_sq, max_iter, verbose):
         p_w, p_b = poison_gradient(loss, x_t, y_t, m_t, eps_eff)
         optimizer.step(g_w + p_w, g_b + p_b)
         trace["lambda"][t] = optimizer.lam
-    return trace, iter_X, iter_y, best[1], best[2]
+    return trace, iter_X, iter_y, best
 
 
 def _attack_indices(attack: str, k: int, max_iter: int, random_state) -> np.ndarray:
