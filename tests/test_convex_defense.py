@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sklearn.utils._param_validation import InvalidParameterError
 
 from sklearn_certify.convex import SphereSlabDefense
 
@@ -90,17 +91,28 @@ def test_data_dependent_filter_uses_the_given_data_centroids():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "error", "match"),
+    ("kwargs", "match"),
     [
-        ({"percentile": 0}, ValueError, "percentile"),
-        ({"percentile": 101}, ValueError, "percentile"),
-        ({"percentile": "70"}, TypeError, "percentile"),
-        ({"sphere": 1}, TypeError, "sphere"),
+        ({"percentile": 0}, r"'percentile' parameter .* range \(0.0, 100.0\]"),
+        ({"percentile": 101}, "percentile"),
+        ({"percentile": float("nan")}, "percentile"),
+        ({"percentile": "70"}, "percentile"),
+        ({"sphere": 1}, "'sphere' parameter .* 'bool'"),
+        ({"slab": None}, "slab"),
+        ({"data_dependent": "yes"}, "data_dependent"),
     ],
 )
-def test_bad_parameters(kwargs, error, match):
-    with pytest.raises(error, match=match):
+def test_bad_parameters(kwargs, match):
+    # scikit-learn's parameter validation: InvalidParameterError is a ValueError and a TypeError
+    with pytest.raises(InvalidParameterError, match=match):
         SphereSlabDefense(**kwargs).fit(X_TOY, Y_TOY)
+
+
+def test_parameter_constraints_cover_every_parameter():
+    assert set(SphereSlabDefense._parameter_constraints) == set(SphereSlabDefense().get_params())
+    # integer and numpy values are fine
+    d = SphereSlabDefense(percentile=np.float64(50.0), sphere=np.bool_(True)).fit(X_TOY, Y_TOY)
+    np.testing.assert_allclose(d.radii_, SphereSlabDefense(percentile=50).fit(X_TOY, Y_TOY).radii_)
 
 
 def test_bad_labels_offer_a_mapping():

@@ -8,6 +8,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_array
 
+from sklearn_certify._validation import check_positive, check_scalar_int
+
 
 def check_features(X, name: str = "X", *, n_features: int | None = None, allow_empty: bool = False):
     """Return ``X`` as float64 (dense ndarray or CSR matrix), rejecting NaN and infinity."""
@@ -59,6 +61,78 @@ def check_labels(y, n_samples: int, name: str = "y", *, min_per_class: int = 0) 
                 f"{min_per_class} to define a centroid and its spread."
             )
     return y
+
+
+def check_data(
+    X,
+    y,
+    *,
+    names: tuple[str, str] = ("X", "y"),
+    n_features: int | None = None,
+    min_per_class: int = 0,
+):
+    """Validate a labelled data set: :func:`check_features` on ``X``, then :func:`check_labels`.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+        Labels in {-1, +1}.
+    names : tuple of str, default=("X", "y")
+        Names of the two arguments in error messages.
+    n_features : int, default=None
+        Required number of columns, if any.
+    min_per_class : int, default=0
+        Points each class needs.
+
+    Returns
+    -------
+    X : ndarray or CSR matrix of float64
+    y : ndarray of int64
+    """
+    X = check_features(X, names[0], n_features=n_features)
+    return X, check_labels(y, X.shape[0], names[1], min_per_class=min_per_class)
+
+
+def check_run_inputs(X, y, epsilon, rho_sq, lr, max_iter) -> tuple:
+    """Validate the arguments that every dual-averaging run takes.
+
+    Shared by :func:`~sklearn_certify.convex.upper_bound` and
+    :func:`~sklearn_certify.convex.data_dependent_estimate`: clean data with at
+    least two points per class, ``epsilon`` in [0, 1), ``rho_sq > 0``,
+    ``lr > 0`` and ``max_iter >= 1``.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Clean training features.
+    y : array-like of shape (n_samples,)
+        Labels in {-1, +1}, at least two per class.
+    epsilon : float
+        Poison fraction.
+    rho_sq : float
+        Squared radius of the parameter ball.
+    lr : float
+        Step size.
+    max_iter : int
+        Number of iterations.
+
+    Returns
+    -------
+    X : ndarray or CSR matrix of float64
+    y : ndarray of int64
+    epsilon, rho_sq, lr : float
+    max_iter : int
+    """
+    X, y = check_data(X, y, min_per_class=2)
+    return (
+        X,
+        y,
+        check_epsilon(epsilon),
+        check_rho_sq(rho_sq),
+        check_positive("lr", lr),
+        check_scalar_int("max_iter", max_iter, min_value=1),
+    )
 
 
 def _label_message(name, classes) -> str:

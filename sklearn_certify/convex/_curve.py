@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.utils import check_random_state
 
-from sklearn_certify.convex._checks import check_epsilon, check_features, check_labels
+from sklearn_certify.convex._checks import check_data, check_epsilon
 from sklearn_certify.convex._evaluate import AttackEvaluation, evaluate_attack
 from sklearn_certify.convex._upper_bound import UpperBoundResult, _resolve_defense, upper_bound
 
@@ -153,8 +153,7 @@ def bound_curve(
     >>> bool(curve.attack_total_train_loss[1] <= curve.upper_bounds[1] + 1e-6)
     True
     """
-    X = check_features(X)
-    y = check_labels(y, X.shape[0], min_per_class=2)
+    X, y = check_data(X, y, min_per_class=2)
     eps = np.atleast_1d(np.asarray(epsilons, dtype=np.float64))
     if eps.ndim != 1 or eps.size == 0:
         raise ValueError("epsilons must be a non-empty 1-D list of poison fractions.")
@@ -164,8 +163,9 @@ def bound_curve(
     if has_test and (X_test is None or y_test is None):
         raise ValueError("Pass both X_test and y_test, or neither.")
     if has_test:
-        X_test = check_features(X_test, "X_test", n_features=X.shape[1])
-        y_test = check_labels(y_test, X_test.shape[0], "y_test")
+        X_test, y_test = check_data(
+            X_test, y_test, names=("X_test", "y_test"), n_features=X.shape[1]
+        )
     defense = _resolve_defense(defense, X, y)
     rng = check_random_state(random_state)
     results: list[UpperBoundResult] = []

@@ -33,15 +33,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils.extmath import randomized_svd
 from tqdm.auto import tqdm
 
-from sklearn_certify._validation import check_positive, check_scalar_int
-from sklearn_certify.convex._checks import (
-    check_epsilon,
-    check_features,
-    check_labels,
-    check_rho_sq,
-)
+from sklearn_certify._validation import check_scalar_int
+from sklearn_certify.convex._checks import check_run_inputs
 from sklearn_certify.convex._defense import SphereSlabDefense
-from sklearn_certify.convex._losses import loss_slope, loss_value
+from sklearn_certify.convex._dual_averaging import DualAveraging, poison_gradient
+from sklearn_certify.convex._losses import margins, mean_loss_and_gradient
 from sklearn_certify.convex._upper_bound import n_poison_points
 
 __all__ = ["DataDependentEstimate", "data_dependent_estimate"]
@@ -226,6 +222,141 @@ def _split_counts(masses, k, n):
     return counts
 
 
+class _InnerMax:
+    """The attacker's side of one step: the best of several mass splits of the SDP.
+
+    Holds what a run does not change (class proportions, centroids, the compiled
+    SDPs, the random directions used to realise the vectors) and counts the
+    failed solves.
+    """
+
+    def __init__(self, X, y, eps_eff, defense, solver, solver_options, rng):
+        self.p = np.array([np.mean(y == -1), np.mean(y == 1)])
+        self.mu_neg, self.mu_pos = defense.centroids_
+        r_sq = np.where(np.isfinite(defense.radii_), defense.radii_, 0.0) ** 2
+        s_sq = np.where(np.isfinite(defense.slab_widths_), defense.slab_widths_, 0.0) ** 2
+        self.sdp = _GramSDP(r_sq, s_sq, defense.sphere, defense.slab, solver, solver_options)
+        n_dirs = min(X.shape[1], 8)
+        seed = rng.randint(2**31 - 1)
+        self.dirs = randomized_svd(X, n_components=n_dirs, random_state=seed)[2].T
+        self.eps_eff = eps_eff
+        self.heuristic = eps_eff * np.array([self.p[1], 0.0, self.p[0], 0.0])
+        self.rng = rng
+        self.n_failed = 0
+
+    def splits(self, count):
+        """The class-proportional mass split followed by ``count`` random ones."""
+        p = self.p
+        gam = self.rng.gamma(np.array([p[1], p[1], p[0], p[0]]), size=(count, 4))
+        random = self.eps_eff * gam / gam.sum(axis=1, keepdims=True)
+        return np.vstack([self.heuristic[None, :], random])
+
+    def maximise(self, w, b, n_random):
+        """Best split at ``(w, b)`` among :meth:`splits` (``n_random`` random ones).
+
+        Returns
+        -------
+        value : float
+            Best SDP value (``-inf`` if every solve failed).
+        G : ndarray of shape (7, 7) or None
+            Its Gram matrix.
+        masses : ndarray of shape (4,) or None
+            Its split.
+        n_failed : int
+            Failed solves among the splits (also added to ``self.n_failed``).
+        vectors : ndarray of shape (n_features, 3)
+            ``[mu_+, mu_-, w]``, the vectors of the fixed Gram block.
+        """
+        vectors = np.column_stack([self.mu_pos, self.mu_neg, w])
+        fixed = vectors.T @ vectors
+        best_val, best_G, best_masses, failed = -math.inf, None, None, 0
+        for masses in self.splits(n_random):
+            val, G = self.sdp.solve(masses, self.p, fixed, b)
+            if G is None:
+                failed += 1
+            elif val > best_val:
+                best_val, best_G, best_masses = val, G, masses
+        self.n_failed += failed
+        return best_val, best_G, best_masses, failed, vectors
+
+    def realise(self, G, vectors):
+        """The four locations (rows) whose Gram matrix with ``vectors`` is ``G``."""
+        B, coords, extra = _basis(vectors, self.dirs)
+        return _realise(G, B, coords, extra)
+
+
+class _CheckpointLog:
+    """Scores of the checkpointed iterates and the best of them."""
+
+    def __init__(self):
+        self.iterations, self.scores = [], []
+        self.best_score, self.best = math.inf, None
+
+    def score(self, t, w, b, X, y, inner, n_splits):
+        """Score ``(w, b)``: clean loss plus the best of the proportional and ``n_splits`` splits.
+
+        A split whose solve failed makes the score ``inf`` (vacuous, never optimistic).
+        """
+        clean, _, _ = mean_loss_and_gradient("hinge", X, y, w, b)
+        val, G, masses, failed, vectors = inner.maximise(w, b, n_splits)
+        score = clean + val if failed == 0 else math.inf
+        self.iterations.append(t)
+        self.scores.append(score)
+        if G is not None and (score < self.best_score or self.best is None):
+            self.best_score, self.best = score, (np.append(w, b), G, masses, vectors)
+
+
+def _data_dependent_defense(defense, X, y) -> SphereSlabDefense:
+    """``defense`` (default ``SphereSlabDefense()``) refitted with ``data_dependent=True``."""
+    if defense is None:
+        defense = SphereSlabDefense(data_dependent=True)
+    if not isinstance(defense, SphereSlabDefense):
+        raise TypeError(f"defense must be a SphereSlabDefense, got {type(defense).__name__}.")
+    if not (defense.sphere or defense.slab):
+        raise ValueError("defense needs the sphere or the slab constraint.")
+    return SphereSlabDefense(**{**defense.get_params(), "data_dependent": True}).fit(X, y)
+
+
+def _run(X, y, inner, *, lr, rho_sq, max_iter, n_splits, n_check_splits, check_every, verbose):
+    """Dual averaging with the SDP inner maximisation; returns the log and the step values."""
+    optimizer = DualAveraging(X.shape[1], lr=lr, rho_sq=rho_sq)
+    log = _CheckpointLog()
+    step_values = np.empty(max_iter)
+    for t in tqdm(range(max_iter), disable=not verbose, desc="data-dependent estimate"):
+        w, b = optimizer.w, optimizer.b
+        if t > 0 and t % check_every == 0:
+            log.score(t, w, b, X, y, inner, n_check_splits)
+        clean, g_w, g_b = mean_loss_and_gradient("hinge", X, y, w, b)
+        val, G, masses, _, vectors = inner.maximise(w, b, n_splits)
+        if G is None:
+            raise RuntimeError(
+                "Every SDP solve of this step failed; try another solver (solver='SCS') or "
+                "check the data for extreme scales."
+            )
+        step_values[t] = clean + val
+        points = inner.realise(G, vectors)
+        point_margins = margins(points, _POINT_LABELS, w, b)
+        p_w, p_b = poison_gradient("hinge", points, _POINT_LABELS, point_margins, masses)
+        optimizer.step(g_w + p_w, g_b + p_b)
+    log.score(max_iter, optimizer.w, optimizer.b, X, y, inner, n_check_splits)
+    return log, step_values
+
+
+def _whole_point_attack(inner, best, k, n):
+    """Locations, masses and copies of the best checkpoint's attack with whole points.
+
+    The SDP is re-solved with masses that are whole numbers of points, so that
+    the realised attack is exactly feasible for the data-dependent defence.
+    """
+    theta, G, masses, vectors = best
+    counts = _split_counts(masses, k, n)
+    if k:
+        _, G_int = inner.sdp.solve(counts / n, inner.p, vectors.T @ vectors, float(theta[-1]))
+        if G_int is not None:
+            G, masses = G_int, counts / n
+    return inner.realise(G, vectors), np.asarray(masses), counts
+
+
 def data_dependent_estimate(
     X,
     y,
@@ -307,137 +438,48 @@ def data_dependent_estimate(
     >>> est.is_certificate, est.poison_X.shape
     (False, (6, 5))
     """
-    X = check_features(X)
-    y = check_labels(y, X.shape[0], min_per_class=2)
-    epsilon = check_epsilon(epsilon)
-    rho_sq = check_rho_sq(rho_sq)
-    lr = check_positive("lr", lr)
-    max_iter = check_scalar_int("max_iter", max_iter, min_value=1)
+    X, y, epsilon, rho_sq, lr, max_iter = check_run_inputs(X, y, epsilon, rho_sq, lr, max_iter)
     n_splits = check_scalar_int("n_splits", n_splits, min_value=0)
     n_check_splits = check_scalar_int("n_check_splits", n_check_splits, min_value=0)
     if check_every is None:
         check_every = max(1, min(round(0.126 * max_iter), 200))
     check_every = check_scalar_int("check_every", check_every, min_value=1)
-    if defense is None:
-        defense = SphereSlabDefense(data_dependent=True)
-    if not isinstance(defense, SphereSlabDefense):
-        raise TypeError(f"defense must be a SphereSlabDefense, got {type(defense).__name__}.")
-    if not (defense.sphere or defense.slab):
-        raise ValueError("defense needs the sphere or the slab constraint.")
-    defense = SphereSlabDefense(**{**defense.get_params(), "data_dependent": True}).fit(X, y)
+    defense = _data_dependent_defense(defense, X, y)
     rng = check_random_state(random_state)
-    n, d = X.shape
+    n = X.shape[0]
     k = n_poison_points(epsilon, n)
-    eps_eff = k / n
-    p = np.array([np.mean(y == -1), np.mean(y == 1)])
-    mu_neg, mu_pos = defense.centroids_
-    r_sq = np.where(np.isfinite(defense.radii_), defense.radii_, 0.0) ** 2
-    s_sq = np.where(np.isfinite(defense.slab_widths_), defense.slab_widths_, 0.0) ** 2
-    sdp = _GramSDP(r_sq, s_sq, defense.sphere, defense.slab, solver, solver_options)
-    n_dirs = min(d, 8)
-    dirs = randomized_svd(X, n_components=n_dirs, random_state=rng.randint(2**31 - 1))[2].T
-    rho = math.sqrt(rho_sq)
-    yf = y.astype(np.float64)
-    heuristic = eps_eff * np.array([p[1], 0.0, p[0], 0.0])
-
-    def random_splits(count):
-        gam = rng.gamma(np.array([p[1], p[1], p[0], p[0]]), size=(count, 4))
-        return eps_eff * gam / gam.sum(axis=1, keepdims=True)
-
-    def inner_max(w, b, splits):
-        """Best split among ``splits``: (value, G, masses, n_failed, vectors)."""
-        vectors = np.column_stack([mu_pos, mu_neg, w])
-        fixed = vectors.T @ vectors
-        best_val, best_G, best_masses, failed = -math.inf, None, None, 0
-        for masses in splits:
-            val, G = sdp.solve(masses, p, fixed, b)
-            if G is None:
-                failed += 1
-            elif val > best_val:
-                best_val, best_G, best_masses = val, G, masses
-        return best_val, best_G, best_masses, failed, vectors
-
-    def clean_part(w, b):
-        margins = yf * (np.asarray(X @ w).ravel() + b)
-        coeff = loss_slope("hinge", margins) * yf / n
-        return (
-            float(loss_value("hinge", margins).mean()),
-            np.asarray(X.T @ coeff).ravel(),
-            float(coeff.sum()),
-        )
-
-    z_w, z_b, lam = np.zeros(d), 0.0, 1.0 / lr
-    w, b = np.zeros(d), 0.0
-    n_failed = 0
-    step_values = np.empty(max_iter)
-    checkpoints, checkpoint_values = [], []
-    best = (math.inf, None)
-
-    def checkpoint(t, w, b):
-        nonlocal n_failed, best
-        clean, _, _ = clean_part(w, b)
-        splits = np.vstack([heuristic[None, :], random_splits(n_check_splits)])
-        val, G, masses, failed, vectors = inner_max(w, b, splits)
-        n_failed += failed
-        score = clean + val if failed == 0 else math.inf  # a failed split: vacuous score
-        checkpoints.append(t)
-        checkpoint_values.append(score)
-        if G is not None and (score < best[0] or best[1] is None):
-            best = (score, (np.append(w, b), G, masses, vectors))
-
-    for t in tqdm(range(max_iter), disable=not verbose, desc="data-dependent estimate"):
-        if t > 0 and t % check_every == 0:
-            checkpoint(t, w, b)
-        clean, g_w, g_b = clean_part(w, b)
-        splits = np.vstack([heuristic[None, :], random_splits(n_splits)])
-        val, G, masses, failed, vectors = inner_max(w, b, splits)
-        n_failed += failed
-        if G is None:
-            raise RuntimeError(
-                "Every SDP solve of this step failed; try another solver (solver='SCS') or "
-                "check the data for extreme scales."
-            )
-        step_values[t] = clean + val
-        B, coords, extra = _basis(vectors, dirs)
-        points = _realise(G, B, coords, extra)
-        margins = _POINT_LABELS * (points @ w + b)
-        slopes = loss_slope("hinge", margins) * masses * _POINT_LABELS
-        g_w = g_w + slopes @ points
-        g_b = g_b + float(slopes.sum())
-        z_w -= g_w
-        z_b -= g_b
-        lam = max(lam, math.sqrt(float(z_w @ z_w) + z_b * z_b) / rho)
-        w, b = z_w / lam, z_b / lam
-    checkpoint(max_iter, w, b)
-
-    if best[1] is None:
+    inner = _InnerMax(X, y, k / n, defense, solver, solver_options, rng)
+    log, step_values = _run(
+        X,
+        y,
+        inner,
+        lr=lr,
+        rho_sq=rho_sq,
+        max_iter=max_iter,
+        n_splits=n_splits,
+        n_check_splits=n_check_splits,
+        check_every=check_every,
+        verbose=verbose,
+    )
+    if log.best is None:
         raise RuntimeError(
             "Every SDP solve at the checkpoints failed; try another solver (solver='SCS')."
         )
-    score, (theta, G, masses, vectors) = best
-    counts = _split_counts(masses, k, n) if k else np.zeros(4, dtype=int)
-    if k:
-        # Re-solve with masses that are whole numbers of points, so that the
-        # realised attack is exactly feasible for the data-dependent defence.
-        _, G_int = sdp.solve(counts / n, p, vectors.T @ vectors, float(theta[-1]))
-        if G_int is not None:
-            G, masses = G_int, counts / n
-    B, coords, extra = _basis(vectors, dirs)
-    locations = _realise(G, B, coords, extra)
+    locations, masses, counts = _whole_point_attack(inner, log.best, k, n)
     return DataDependentEstimate(
-        estimate=float(score),
+        estimate=float(log.best_score),
         epsilon=epsilon,
-        epsilon_effective=eps_eff,
+        epsilon_effective=k / n,
         n_poison=k,
-        theta=theta,
+        theta=log.best[0],
         poison_X=np.repeat(locations, counts, axis=0),
         poison_y=np.repeat(_POINT_LABELS, counts),
         locations=locations,
-        masses=np.asarray(masses),
-        n_failed_solves=int(n_failed),
+        masses=masses,
+        n_failed_solves=int(inner.n_failed),
         trace={
-            "checkpoint_iteration": np.array(checkpoints),
-            "checkpoint_estimate": np.array(checkpoint_values),
+            "checkpoint_iteration": np.array(log.iterations),
+            "checkpoint_estimate": np.array(log.scores),
             "step_value": step_values,
         },
     )

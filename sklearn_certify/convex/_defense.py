@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import numbers
+from numbers import Real
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from sklearn_certify.convex._checks import check_features, check_labels, row_sq_norms
+from sklearn_certify.convex._checks import check_data, row_sq_norms
 
 __all__ = ["SphereSlabDefense"]
 
@@ -92,6 +94,13 @@ class SphereSlabDefense(BaseEstimator):
     array([ True, False])
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "percentile": [Interval(Real, 0, 100, closed="right")],
+        "sphere": ["boolean"],
+        "slab": ["boolean"],
+        "data_dependent": ["boolean"],
+    }
+
     def __init__(
         self,
         percentile: float = 70,
@@ -104,17 +113,7 @@ class SphereSlabDefense(BaseEstimator):
         self.slab = slab
         self.data_dependent = data_dependent
 
-    def _check_params(self) -> float:
-        p = self.percentile
-        if isinstance(p, bool) or not isinstance(p, numbers.Real):
-            raise TypeError(f"percentile must be a number in (0, 100], got {type(p).__name__}.")
-        if not 0.0 < float(p) <= 100.0:
-            raise ValueError(f"percentile must lie in (0, 100], got {p}.")
-        for name in ("sphere", "slab", "data_dependent"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}.")
-        return float(p)
-
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y) -> SphereSlabDefense:
         """Compute centroids, radii and slab widths from clean data.
 
@@ -129,9 +128,8 @@ class SphereSlabDefense(BaseEstimator):
         -------
         self : SphereSlabDefense
         """
-        percentile = self._check_params()
-        X = check_features(X)
-        y = check_labels(y, X.shape[0], min_per_class=2)
+        X, y = check_data(X, y, min_per_class=2)
+        percentile = float(self.percentile)
         self.classes_ = CLASSES.copy()
         self.n_features_in_ = X.shape[1]
         self.centroids_ = _class_centroids(X, y)
@@ -175,8 +173,9 @@ class SphereSlabDefense(BaseEstimator):
             ``|v . (x - mu_y)|`` (zeros when ``slab=False``).
         """
         check_is_fitted(self, "centroids_")
-        X = check_features(X, n_features=self.n_features_in_)
-        y = check_labels(y, X.shape[0], min_per_class=2 if self.data_dependent else 0)
+        X, y = check_data(
+            X, y, n_features=self.n_features_in_, min_per_class=2 if self.data_dependent else 0
+        )
         centroids, v = self._geometry(X, y)
         mu = centroids[(y == 1).astype(int)]
         if sp.issparse(X):
@@ -232,7 +231,6 @@ class SphereSlabDefense(BaseEstimator):
         X_kept : ndarray or sparse matrix
         y_kept : ndarray
         """
-        X = check_features(X, n_features=getattr(self, "n_features_in_", None))
-        y = check_labels(y, X.shape[0])
+        X, y = check_data(X, y, n_features=getattr(self, "n_features_in_", None))
         mask = self.contains(X, y)
         return X[mask], y[mask]

@@ -11,8 +11,13 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
-from sklearn_certify.convex._checks import check_features, check_labels, check_rho_sq
-from sklearn_certify.convex._losses import check_loss, loss_value
+from sklearn_certify.convex._checks import (
+    check_data,
+    check_features,
+    check_labels,
+    check_rho_sq,
+)
+from sklearn_certify.convex._losses import check_loss, loss_value, margins
 
 __all__ = ["AttackEvaluation", "constrained_linear_fit", "evaluate_attack"]
 
@@ -57,8 +62,7 @@ def constrained_linear_fit(
     >>> round(float(w[0]), 4), round(abs(float(w[1])), 4), round(abs(b), 4)
     (0.2, 0.0, 0.0)
     """
-    X = check_features(X)
-    y = check_labels(y, X.shape[0])
+    X, y = check_data(X, y)
     rho_sq = check_rho_sq(rho_sq)
     loss = check_loss(loss)
     n, d = X.shape
@@ -225,15 +229,13 @@ def evaluate_attack(
     >>> round(ev.total_train_loss, 4), ev.test_error
     (0.525, 0.0)
     """
-    X = check_features(X)
-    y = check_labels(y, X.shape[0])
+    X, y = check_data(X, y)
     d = X.shape[1]
     if _is_empty(poison_X):
         poison_X = np.empty((0, d))
     poison_X = check_features(poison_X, "poison_X", n_features=d, allow_empty=True)
     poison_y = check_labels(np.asarray(poison_y).reshape(-1), poison_X.shape[0], "poison_y")
-    X_test = check_features(X_test, "X_test", n_features=d)
-    y_test = check_labels(y_test, X_test.shape[0], "y_test")
+    X_test, y_test = check_data(X_test, y_test, names=("X_test", "y_test"), n_features=d)
     rho_sq = check_rho_sq(rho_sq)
     loss = check_loss(loss)
     X_all = _stack(X, poison_X)
@@ -250,12 +252,9 @@ def evaluate_attack(
     else:
         raise ValueError(f"learner must be 'constrained' or 'linear_svc', got {learner!r}.")
 
-    def losses(A, labels):
-        return loss_value(loss, labels * (np.asarray(A @ w).ravel() + b))
-
     n = X.shape[0]
-    clean = losses(X, y)
-    poison = losses(poison_X, poison_y) if poison_X.shape[0] else np.empty(0)
+    clean = loss_value(loss, margins(X, y, w, b))
+    poison = loss_value(loss, margins(poison_X, poison_y, w, b))
     test_scores = np.asarray(X_test @ w).ravel() + b
     test_pred = np.where(test_scores >= 0, 1, -1)
     return AttackEvaluation(

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
-from sklearn_certify._validation import check_positive, check_scalar_int
-from sklearn_certify.convex._checks import (
-    check_epsilon,
-    check_features,
-    check_labels,
-    check_rho_sq,
-)
+from sklearn_certify.convex._checks import check_run_inputs
 from sklearn_certify.convex._defense import CLASSES, SphereSlabDefense
-from sklearn_certify.convex._losses import check_loss, loss_slope, loss_value
+from sklearn_certify.convex._dual_averaging import DualAveraging, poison_gradient
+from sklearn_certify.convex._losses import (
+    check_loss,
+    loss_value,
+    margins,
+    mean_loss_and_gradient,
+)
 from sklearn_certify.convex._oracle import make_oracle
 
 __all__ = ["UpperBoundResult", "n_poison_points", "upper_bound", "worst_case_point"]
@@ -132,9 +131,9 @@ def worst_case_point(oracle, w: np.ndarray, b: float):
     (array([-2.5,  0. ]), -1, 0.45)
     """
     candidates = oracle.worst_points(w)
-    margins = CLASSES * (candidates @ w + b)
-    j = 1 if margins[1] <= margins[0] + _TIE_TOL else 0
-    return candidates[j], int(CLASSES[j]), float(margins[j]), float(margins.min())
+    m = margins(candidates, CLASSES, w, b)
+    j = 1 if m[1] <= m[0] + _TIE_TOL else 0
+    return candidates[j], int(CLASSES[j]), float(m[j]), float(m.min())
 
 
 def _resolve_defense(defense, X, y) -> SphereSlabDefense:
@@ -241,79 +240,26 @@ def upper_bound(
     >>> round(res.upper_bound, 6), res.poison_X.shape
     (0.525, (2, 2))
     """
-    X = check_features(X)
-    y = check_labels(y, X.shape[0], min_per_class=2)
-    epsilon = check_epsilon(epsilon)
-    rho_sq = check_rho_sq(rho_sq)
-    lr = check_positive("lr", lr)
-    max_iter = check_scalar_int("max_iter", max_iter, min_value=1)
+    X, y, epsilon, rho_sq, lr, max_iter = check_run_inputs(X, y, epsilon, rho_sq, lr, max_iter)
     loss = check_loss(loss)
     if attack not in ("iterates", "sampled"):
         raise ValueError(f"attack must be 'iterates' or 'sampled', got {attack!r}.")
-    n, n_features = X.shape
+    n = X.shape[0]
     k = n_poison_points(epsilon, n)
     if k > max_iter:
         raise ValueError(
             f"max_iter={max_iter} is smaller than the {k} poison points requested "
             f"(round(epsilon * n)); raise max_iter to at least {k}."
         )
-    eps_eff = k / n
-    defense = _resolve_defense(defense, X, y)
-    oracle = make_oracle(oracle, defense)
-    rho = math.sqrt(rho_sq)
-
-    yf = y.astype(np.float64)
-    z_w = np.zeros(n_features)
-    z_b = 0.0
-    lam = 1.0 / lr
-    w = np.zeros(n_features)
-    b = 0.0
-    trace = {
-        key: np.empty(max_iter)
-        for key in ("upper_bound", "clean_loss", "poison_loss", "norm_sq", "lambda")
-    }
-    iter_X = np.empty((max_iter, n_features))
-    iter_y = np.empty(max_iter, dtype=np.int64)
-    best = (np.inf, -1, None)
-    for t in tqdm(range(max_iter), disable=not verbose, desc="upper bound"):
-        margins = yf * (np.asarray(X @ w).ravel() + b)
-        clean_loss = float(loss_value(loss, margins).mean())
-        coeff = loss_slope(loss, margins) * yf / n
-        g_w = np.asarray(X.T @ coeff).ravel()
-        g_b = float(coeff.sum())
-        x_t, y_t, m_t, m_min = worst_case_point(oracle, w, b)
-        poison_loss = float(loss_value(loss, m_min))
-        bound = clean_loss + eps_eff * poison_loss
-        trace["upper_bound"][t] = bound
-        trace["clean_loss"][t] = clean_loss
-        trace["poison_loss"][t] = poison_loss
-        trace["norm_sq"][t] = float(w @ w + b * b)
-        iter_X[t] = x_t
-        iter_y[t] = y_t
-        if bound < best[0]:
-            best = (bound, t, np.append(w, b))
-        slope = float(loss_slope(loss, m_t))
-        g_w = g_w + eps_eff * slope * y_t * x_t
-        g_b = g_b + eps_eff * slope * y_t
-        z_w -= g_w
-        z_b -= g_b
-        lam = max(lam, math.sqrt(float(z_w @ z_w) + z_b * z_b) / rho)
-        trace["lambda"][t] = lam
-        w = z_w / lam
-        b = z_b / lam
-
-    bound, t_best, theta = best
-    if attack == "sampled":
-        rng = check_random_state(random_state)
-        idx = np.sort(rng.choice(max_iter, size=k, replace=False))
-    elif k == 0:
-        idx = np.empty(0, dtype=int)
-    else:
-        idx = np.arange(max_iter - k, max_iter)  # the last k iterates (all if T == k)
+    oracle = make_oracle(oracle, _resolve_defense(defense, X, y))
+    trace, iter_X, iter_y, (bound, t_best, theta) = _algorithm1(
+        X, y, k / n, oracle, loss=loss, lr=lr, rho_sq=rho_sq, max_iter=max_iter, verbose=verbose
+    )
+    idx = _attack_indices(attack, k, max_iter, random_state)
     return UpperBoundResult(
         upper_bound=float(bound),
         epsilon=epsilon,
-        epsilon_effective=eps_eff,
+        epsilon_effective=k / n,
         n_poison=k,
         clean_loss=float(trace["clean_loss"][t_best]),
         poison_loss=float(trace["poison_loss"][t_best]),
@@ -327,3 +273,57 @@ def upper_bound(
         iterates_X=iter_X,
         iterates_y=iter_y,
     )
+
+
+def _algorithm1(X, y, eps_eff, oracle, *, loss, lr, rho_sq, max_iter, verbose):
+    """Run the dual-averaging loop of Algorithm 1.
+
+    Returns
+    -------
+    trace : dict of ndarray
+        As :attr:`UpperBoundResult.trace`.
+    iter_X : ndarray of shape (max_iter, n_features)
+        The worst-case point of each iterate.
+    iter_y : ndarray of shape (max_iter,)
+        Its label.
+    best : tuple of (float, int, ndarray)
+        The smallest recorded bound, the first iteration recording it and that
+        iterate ``(w, b)``.
+    """
+    n_features = X.shape[1]
+    optimizer = DualAveraging(n_features, lr=lr, rho_sq=rho_sq)
+    trace = {
+        key: np.empty(max_iter)
+        for key in ("upper_bound", "clean_loss", "poison_loss", "norm_sq", "lambda")
+    }
+    iter_X = np.empty((max_iter, n_features))
+    iter_y = np.empty(max_iter, dtype=np.int64)
+    best = (np.inf, -1, None)
+    for t in tqdm(range(max_iter), disable=not verbose, desc="upper bound"):
+        w, b = optimizer.w, optimizer.b
+        clean_loss, g_w, g_b = mean_loss_and_gradient(loss, X, y, w, b)
+        x_t, y_t, m_t, m_min = worst_case_point(oracle, w, b)
+        poison_loss = float(loss_value(loss, m_min))
+        bound = clean_loss + eps_eff * poison_loss
+        trace["upper_bound"][t] = bound
+        trace["clean_loss"][t] = clean_loss
+        trace["poison_loss"][t] = poison_loss
+        trace["norm_sq"][t] = float(w @ w + b * b)
+        iter_X[t] = x_t
+        iter_y[t] = y_t
+        if bound < best[0]:
+            best = (bound, t, np.append(w, b))
+        p_w, p_b = poison_gradient(loss, x_t, y_t, m_t, eps_eff)
+        optimizer.step(g_w + p_w, g_b + p_b)
+        trace["lambda"][t] = optimizer.lam
+    return trace, iter_X, iter_y, best
+
+
+def _attack_indices(attack: str, k: int, max_iter: int, random_state) -> np.ndarray:
+    """Which ``k`` of the ``max_iter`` worst-case points form the candidate attack."""
+    if attack == "sampled":
+        rng = check_random_state(random_state)
+        return np.sort(rng.choice(max_iter, size=k, replace=False))
+    if k == 0:
+        return np.empty(0, dtype=int)
+    return np.arange(max_iter - k, max_iter)  # the last k iterates (all if T == k)
