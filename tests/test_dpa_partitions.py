@@ -9,7 +9,7 @@ from threadpoolctl import threadpool_limits
 from sklearn_certify import DPAClassifier
 from sklearn_certify.bounds import dpa_radius, fa_radius, fa_shifts
 from sklearn_certify.datasets import load_digits
-from sklearn_certify.partition import bucket_of_rows, row_digests
+from sklearn_certify.partition import bucket_of_rows, plan_partitions, row_digests
 
 
 @pytest.fixture(autouse=True)
@@ -212,3 +212,76 @@ def test_label_flip_partitions_match_official_round_robin():
     for i in range(k):
         assert set(official[i::k].tolist()) == set(np.flatnonzero(parts == i).tolist())
     assert np.array_equal(clf.member_sizes_, np.bincount(parts))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(n_partitions=9),
+        dict(n_partitions=5, spread=3),
+        dict(n_partitions=6, threat_model="label_flip"),
+    ],
+    ids=["dpa", "fa", "ss-dpa"],
+)
+def test_plan_partitions_is_pure_and_is_what_the_estimator_uses(digits, params):
+    X, y = digits
+    X_before, y_before = X.copy(), y.copy()
+    first = plan_partitions(X, y, **params)
+    again = plan_partitions(X, y, **params)
+    assert np.array_equal(X, X_before) and np.array_equal(y, y_before)  # inputs untouched
+    assert np.array_equal(first.rows, again.rows) and np.array_equal(first.offsets, again.offsets)
+    with pytest.raises(ValueError, match="read-only"):
+        first.rows[0] = 1
+    with pytest.raises(AttributeError):
+        first.spread = 4  # frozen
+    clf = DPAClassifier(Recorder(), random_state=0, **params).fit(X, y)
+    assert len(clf.member_rows_) == first.n_members
+    for rows, planned in zip(clf.member_rows_, first.member_rows, strict=True):
+        assert np.array_equal(rows, planned)
+    assert np.array_equal(clf.shifts_, first.shifts)
+    assert np.array_equal(clf.learner_buckets_, first.learner_buckets)
+    assert np.array_equal(clf.member_sizes_, first.sizes)
+    # every row trains spread members: the plan covers each row exactly d times
+    counts = np.bincount(first.rows, minlength=len(X))
+    assert np.all(counts == params.get("spread", 1))
+
+
+def test_member_rows_are_exactly_what_each_member_saw(digits):
+    X, y = digits
+    clf = DPAClassifier(Recorder(), n_partitions=5, spread=2, random_state=0).fit(X, y)
+    for rows, member in zip(clf.member_rows_, clf.estimators_, strict=True):
+        assert np.array_equal(member.X_, X[rows]) and np.array_equal(member.y_, y[rows])
+
+
+@pytest.mark.parametrize("engine", ["loop", "vectorized"])
+def test_refit_one_member_on_its_recorded_rows_is_bit_identical(engine):
+    """member_rows_ + seed_ + the member id regenerate a member exactly (both engines)."""
+    import torch
+    from skorch import NeuralNetClassifier
+
+    from sklearn_certify.ensemble import MemberPlan, fit_members
+    from tests._ensemble_helpers import TinyMLP
+
+    X, y = load_digits(split="train")
+    X, y = X[:600], y[:600]
+    net = NeuralNetClassifier(
+        TinyMLP,
+        criterion=torch.nn.CrossEntropyLoss,
+        max_epochs=3,
+        batch_size=16,
+        lr=0.1,
+        optimizer__momentum=0.9,
+        iterator_train__shuffle=True,
+    )
+    clf = DPAClassifier(net, n_partitions=6, spread=2, engine=engine, random_state=3).fit(X, y)
+    y_enc = np.searchsorted(clf.classes_, y)
+    n_members = len(clf.member_rows_)
+    for j in (0, 7, n_members - 1):
+        plan = MemberPlan([clf.member_rows_[j]], member_ids=[j], n_members_total=n_members)
+        (again,) = fit_members(
+            net, X, y_enc, plan, n_classes=10, random_state=clf.seed_, engine=engine
+        )
+        for p, q in zip(
+            clf.estimators_[j].module_.parameters(), again.module_.parameters(), strict=True
+        ):
+            assert torch.equal(p, q), j

@@ -64,7 +64,9 @@ def batch_schedule(positions, seeds, config: NetConfig, slots, chunk_size: int):
     ``positions[i]`` are member ``i``'s rows (positions in the store, in the member's order),
     drawn in the order its DataLoader would draw them from ``seeds[i]``. Returns the index
     tensor ``(T, chunk_size, W)``, the real-row counts ``(T, chunk_size)`` and ``T``; a short
-    batch is padded with the first row of that batch (masked out of the loss).
+    batch is padded with the first row of that batch (masked out of the loss), and the steps
+    after a member's last one hold its first row (count 0: it takes no step), so a member's
+    slot only ever holds its own rows.
     """
     bs = config.batch_size
     steps = [config.max_epochs * math.ceil(len(p) / bs) for p in positions]
@@ -82,4 +84,5 @@ def batch_schedule(positions, seeds, config: NetConfig, slots, chunk_size: int):
                 idx[t, slot, k:] = rows[0]  # padding: the member's own row, masked
                 cnt[t, slot] = k
                 t += 1
+        idx[t:, slot, :] = member_positions[0]  # steps after its last: its own row, inert
     return idx, cnt, T
