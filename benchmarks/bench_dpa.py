@@ -38,7 +38,7 @@ import torch
 from skorch import NeuralNetClassifier
 
 from sklearn_certify.datasets import load_digits
-from sklearn_certify.ensemble import fit_members
+from sklearn_certify.ensemble import MemberPlan, fit_members
 from sklearn_certify.partition import DPAClassifier, bucket_of_rows
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -150,7 +150,8 @@ def run_case(
     subsets = [s for s in subsets if s.size]
 
     def engine_only():
-        return fit_members(net, X, y, subsets, n_classes=10, random_state=0, n_members_total=k)
+        plan = MemberPlan(subsets, n_members_total=k)
+        return fit_members(net, X, y, plan, n_classes=10, random_state=0)
 
     for _ in range(repeats):
         t, _ = timed(lambda: net.fit(X, y))
