@@ -1,7 +1,15 @@
 """Sphinx configuration for sklearn_certify."""
 
 import os
+import sys
 import warnings
+from pathlib import Path
+
+# Document the checkout being built, not whichever copy of the package happens to be installed
+# (sphinx-build does not put the working directory on sys.path). The gallery examples run in
+# this process and therefore use the same copy.
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 import sklearn_certify
 
