@@ -62,12 +62,13 @@ def plot_certified_accuracy(curves, *, ax=None, xlabel: str = "attack size", tit
 
 
 def plot_bound_curve(curve, *, ax=None, show_error: bool = True, title=None):
-    """Upper bound U*, the candidate attack's losses and its test error against epsilon.
+    """Bound U*, the candidate attack's losses and its test error against epsilon.
 
     The figure of Steinhardt, Koh & Liang (2017, Fig. 2) in one call: the
-    dashed line is the certified upper bound, the solid lines are what the
-    candidate attack achieves (total train loss, clean train loss, test loss)
-    and, on a second axis, the test error.
+    dashed line is U*, the certified upper bound on the poisoned *training*
+    loss under the oracle defence; the solid lines are what the candidate
+    attack achieves (total train loss, clean train loss, test loss) and, on a
+    second axis, the test error. The test loss is not bounded by U*.
 
     Parameters
     ----------
@@ -108,7 +109,7 @@ def plot_bound_curve(curve, *, ax=None, show_error: bool = True, title=None):
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 3.8))
     eps = np.asarray(curve.epsilons_effective, dtype=float)
-    ax.plot(eps, curve.upper_bounds, "k--", marker="o", label="upper bound U*")
+    ax.plot(eps, curve.upper_bounds, "k--", marker="o", label="U* (bound on train loss)")
     series = (
         ("attack_total_train_loss", "attack: total train loss", "C0"),
         ("attack_clean_train_loss", "attack: clean train loss", "C1"),

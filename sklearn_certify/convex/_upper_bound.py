@@ -1,4 +1,4 @@
-"""Algorithm 1 of Steinhardt, Koh & Liang (2017): certified upper bound and candidate attack."""
+"""Algorithm 1 of Steinhardt, Koh & Liang (2017): bound on the poisoned training loss, attack."""
 
 from __future__ import annotations
 
@@ -186,9 +186,11 @@ def upper_bound(
 
     What it certifies: for every set of ``round(epsilon * n)`` poison points in
     the feasible set ``F`` of the oracle ``defense`` (fit on clean data),
-    ``min_theta (1/n) L(theta; D_c u D_p) <= U*``. Turning this into a bound on
-    the *test* loss rests on the paper's two approximations (train/test
-    concentration, clean outliers not mattering); see the user guide.
+    ``min_theta (1/n) L(theta; D_c u D_p) <= U*``: a bound on the *training*
+    loss. It approximates a bound on the test loss only under the paper's
+    assumptions (the defence removes no or few clean points, and the training
+    set is large enough that train and test loss are close); on small data
+    sets the test loss can exceed U*. See the user guide.
 
     Parameters
     ----------

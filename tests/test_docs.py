@@ -1,0 +1,64 @@
+"""The README, the user guide, the examples and the docstrings say only what is true."""
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXT_SUFFIXES = (".py", ".rst", ".md")
+# Build outputs and generated copies of the sources (the gallery copies every example).
+GENERATED = ("docs/_build/", "docs/auto_examples/", "docs/generated/", "build/", "dist/")
+
+
+def project_files(suffixes=TEXT_SUFFIXES):
+    """Tracked files with one of ``suffixes`` (every such file when git is not available)."""
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+        ).stdout.decode()
+        names = [name for name in out.split("\0") if name]
+    except (OSError, subprocess.CalledProcessError):
+        names = [p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*") if p.is_file()]
+        names = [n for n in names if not n.startswith((".", "sklearn_certify.egg-info"))]
+    return sorted(
+        ROOT / name
+        for name in names
+        if name.endswith(suffixes) and not name.startswith(GENERATED)
+        and (ROOT / name).is_file()
+    )
+
+
+def find(pattern, files):
+    """``path:line: text`` for every match of ``pattern`` (matches may span lines)."""
+    hits = []
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        for match in re.finditer(pattern, text, flags=re.I):
+            line = text.count("\n", 0, match.start()) + 1
+            hits.append(f"{path.relative_to(ROOT)}:{line}: {' '.join(match.group().split())}")
+    return hits
+
+
+# --- convex bounds: U* bounds the poisoned *training* loss, not the test loss ---------------
+
+CONVEX_TEST_LOSS_CLAIMS = [
+    r"bounds?\s+on\s+(?:the\s+)?poisoned\s+test\s+loss",
+    r"certified\s+(?:upper\s+)?bounds?\s+on\s+(?:the\s+)?test\s+loss",
+    r"\bbounds\s+(?:the\s+)?(?:poisoned\s+)?test\s+loss",
+]
+
+
+@pytest.mark.parametrize("pattern", CONVEX_TEST_LOSS_CLAIMS)
+def test_no_surface_calls_the_convex_bound_a_test_loss_bound(pattern):
+    files = [p for p in project_files() if p.name != "test_docs.py"]
+    assert not find(pattern, files)
+
+
+def test_convex_user_guide_states_what_u_star_bounds_and_when_it_approximates_test_loss():
+    text = " ".join((ROOT / "docs" / "user_guide" / "convex.rst").read_text().split())
+    assert "training** loss" in text and "oracle** sphere/slab defence" in text
+    for assumption in ("oracle defence", "convex loss", "removes no (or few) clean points",
+                       "large training set"):
+        assert assumption in text, assumption
