@@ -62,3 +62,42 @@ def test_convex_user_guide_states_what_u_star_bounds_and_when_it_approximates_te
     for assumption in ("oracle defence", "convex loss", "removes no (or few) clean points",
                        "large training set"):
         assert assumption in text, assumption
+
+
+# --- the docs describe only what ships -----------------------------------------------------
+
+
+def doc_pages():
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.rst"))]
+
+
+def known_classifier_names():
+    import skorch
+    from sklearn.utils import all_estimators
+
+    import sklearn_certify
+
+    names = {name for name, _ in all_estimators()}
+    names.update(name for name in dir(skorch) if name.endswith("Classifier"))
+    names.update(name for name in dir(sklearn_certify) if name.endswith("Classifier"))
+    return names
+
+
+def test_docs_name_only_classifiers_that_exist():
+    pages = [p for p in doc_pages() if not str(p.relative_to(ROOT)).startswith(GENERATED)]
+    known = known_classifier_names()
+    missing = [hit for hit in find(r"\b[A-Z]\w*Classifier\b", pages)
+               if hit.rsplit(": ", 1)[1] not in known]
+    assert not missing
+
+
+def test_docs_promise_no_denoisers():
+    pages = [p for p in doc_pages() if not str(p.relative_to(ROOT)).startswith(GENERATED)]
+    assert not find(r"denois", pages)
+
+
+def test_every_user_guide_page_has_content():
+    for page in (ROOT / "docs" / "user_guide").glob("*.rst"):
+        lines = [line for line in page.read_text().splitlines() if line.strip()]
+        body = [line for line in lines if not line.startswith(("..", "==", "--"))]
+        assert len(body) > 3, f"{page.name} is an empty page"
