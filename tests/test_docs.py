@@ -101,3 +101,28 @@ def test_every_user_guide_page_has_content():
         lines = [line for line in page.read_text().splitlines() if line.strip()]
         body = [line for line in lines if not line.startswith(("..", "==", "--"))]
         assert len(body) > 3, f"{page.name} is an empty page"
+
+
+# --- the gallery opens with the main DPA example -------------------------------------------
+
+
+def gallery_sort_key():
+    """The sort key docs/conf.py hands to sphinx-gallery, resolved as sphinx-gallery does."""
+    import importlib
+    import runpy
+
+    conf = runpy.run_path(str(ROOT / "docs" / "conf.py"))
+    key = conf["sphinx_gallery_conf"]["within_subsection_order"]
+    assert isinstance(key, str), "give sphinx-gallery a picklable name, not an object"
+    if key in ("FileNameSortKey", "ExampleTitleSortKey", "FileSizeSortKey",
+               "NumberOfCodeLinesSortKey"):
+        key = f"sphinx_gallery.sorting.{key}"
+    module, name = key.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)(str(ROOT / "examples"))
+
+
+def test_gallery_lists_every_example_with_the_dpa_digits_example_first():
+    examples = sorted(p.name for p in (ROOT / "examples").glob("plot_*.py"))
+    ordered = sorted(examples, key=gallery_sort_key())
+    assert ordered[0] == "plot_dpa_digits.py"
+    assert ordered[-1] == "plot_convex_bounds.py"
