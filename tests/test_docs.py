@@ -126,3 +126,34 @@ def test_gallery_lists_every_example_with_the_dpa_digits_example_first():
     ordered = sorted(examples, key=gallery_sort_key())
     assert ordered[0] == "plot_dpa_digits.py"
     assert ordered[-1] == "plot_convex_bounds.py"
+
+
+# --- the project cites only itself ----------------------------------------------------------
+
+# Notes that are not part of the project (spelled in pieces so this file does not match itself).
+OUTSIDE_CITATIONS = [
+    re.escape("DESIGN" + ".md"),
+    r"\bDESIGN\s+(?:§|section\s+)?\d",
+    re.escape("../" + "shared"),
+    r"\breference/[\w./-]*\.md\b",
+    r"\breference\s+notes\b",
+]
+
+
+def test_no_file_cites_notes_outside_the_project():
+    files = [p for p in project_files()
+             if not p.relative_to(ROOT).as_posix().startswith("benchmarks/")]
+    hits = [hit for pattern in OUTSIDE_CITATIONS for hit in find(pattern, files)]
+    message = "cite the user guide (docs/user_guide/certificates.rst) instead:"
+    assert not hits, "\n".join([message, *hits])
+
+
+RULE_LABELS = ["rule-independence", "rule-hashing", "rule-statistics",
+               "rule-trusted-preprocessing", "rule-degenerate", "rule-soundness-tests"]
+
+
+def test_user_guide_states_the_certificate_rules():
+    text = (ROOT / "docs" / "user_guide" / "certificates.rst").read_text()
+    assert "Rules that keep a certificate honest" in text
+    for label in RULE_LABELS:
+        assert f".. _{label}:" in text, label

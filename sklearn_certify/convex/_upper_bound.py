@@ -232,7 +232,9 @@ def upper_bound(
 
     Examples
     --------
-    The whole-run example of the reference notes (the optimum is 0.525):
+    Toy data with centroids (+-3, 0). The best ``theta`` in the ball is ``w = (0.2, 0)``,
+    ``b = 0``: mean clean hinge 0.4, and the worst feasible point (``x_1 = 2.5`` on the slab
+    boundary of class +1) has hinge 0.5, so U* = 0.4 + 0.25 * 0.5 = 0.525:
 
     >>> import numpy as np
     >>> from sklearn_certify.convex import SphereSlabDefense, upper_bound
