@@ -157,3 +157,17 @@ def test_user_guide_states_the_certificate_rules():
     assert "Rules that keep a certificate honest" in text
     for label in RULE_LABELS:
         assert f".. _{label}:" in text, label
+
+
+# --- FA and run-off: the text says what the gallery's figure shows ---------------------------
+
+
+def test_no_page_claims_fa_or_runoff_often_certify_more():
+    pages = [p for p in project_files((".rst", ".md", ".py"))
+             if p.relative_to(ROOT).as_posix().startswith(("docs/", "examples/", "README"))]
+    assert not find(r"\boften\s+(?:certif\w*\s+more|larger|bigger|higher)", pages)
+
+
+def test_fa_runoff_example_prints_the_comparison_its_text_describes():
+    text = (ROOT / "examples" / "plot_dpa_fa_runoff.py").read_text()
+    assert "What the figure shows" in text and "vs DPA: ahead at" in text
