@@ -10,7 +10,7 @@ from pathlib import Path
 # this process and therefore use the same copy.
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "docs" / "_ext"))  # gallery_order
+sys.path.insert(0, str(ROOT / "docs" / "_ext"))  # gallery_order, docs_checks
 
 import sklearn_certify
 
@@ -30,6 +30,7 @@ extensions = [
     "sphinx.ext.mathjax",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
+    "docs_checks",  # docs/_ext: -W fails on autosummary rows without a description
 ]
 
 templates_path = ["_templates"]
@@ -46,8 +47,27 @@ html_theme = "pydata_sphinx_theme"
 html_title = "sklearn_certify"
 html_theme_options = {"navigation_with_keys": False}
 
-# No network at build time: intersphinx inventories are not fetched.
-intersphinx_mapping = {}
+# No network at build time: intersphinx reads small local inventories that list the objects
+# these pages reference (docs/_inventories/make_inventories.py writes them), never a URL.
+INVENTORY_DIR = Path(__file__).resolve().parent / "_inventories"
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3/", str(INVENTORY_DIR / "python.inv")),
+    "numpy": ("https://numpy.org/doc/stable/", str(INVENTORY_DIR / "numpy.inv")),
+    "sklearn": ("https://scikit-learn.org/stable/", str(INVENTORY_DIR / "sklearn.inv")),
+    "joblib": ("https://joblib.readthedocs.io/en/stable/", str(INVENTORY_DIR / "joblib.inv")),
+    "torch": ("https://docs.pytorch.org/docs/stable/", str(INVENTORY_DIR / "torch.inv")),
+    "cvxpy": ("https://www.cvxpy.org/", str(INVENTORY_DIR / "cvxpy.inv")),
+}
+# Every Python reference to one of these packages must resolve (through the inventories above);
+# with -W an unresolved one fails the build instead of rendering as unlinked code. References
+# to this package and everything outside Python are left to Sphinx's defaults.
+EXTERNAL_PACKAGES = ("collections", "numpy", "scipy", "sklearn", "joblib", "torch", "cvxpy",
+                     "skorch", "matplotlib")
+nitpicky = True
+nitpick_ignore_regex = [
+    (r"(?!py:).*", r".*"),
+    (r"py:.*", rf"(?!(?:{'|'.join(EXTERNAL_PACKAGES)})\.).*"),
+]
 
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",

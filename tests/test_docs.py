@@ -171,3 +171,60 @@ def test_no_page_claims_fa_or_runoff_often_certify_more():
 def test_fa_runoff_example_prints_the_comparison_its_text_describes():
     text = (ROOT / "examples" / "plot_dpa_fa_runoff.py").read_text()
     assert "What the figure shows" in text and "vs DPA: ahead at" in text
+
+
+# --- index, install and API pages -----------------------------------------------------------
+
+
+def readme_usage():
+    return re.search(r"```python\n(.*?)\n```", (ROOT / "README.md").read_text(), flags=re.S)[1]
+
+
+def test_index_quickstart_is_the_readme_usage_example_and_shows_a_gallery_figure():
+    index = (ROOT / "docs" / "index.rst").read_text()
+    block = re.search(r"\.\. code-block:: python\n\n(.*?)\n\n(?! )", index, flags=re.S)[1]
+    assert [line.strip() for line in block.splitlines()] == [
+        line.strip() for line in readme_usage().splitlines()
+    ]
+    figure = re.search(r"\.\. figure:: auto_examples/images/(sphx_glr_(\w+?)_\d+\.png)", index)
+    assert figure and (ROOT / "examples" / f"{figure[2]}.py").is_file()
+
+
+def test_install_page_gives_the_cpu_only_torch_line_for_the_pinned_version():
+    pinned = re.search(r"pip install torch==([\w.]+)", (ROOT / "README.md").read_text())[1]
+    cpu_line = (f"pip install torch=={pinned} --index-url "
+                "https://download.pytorch.org/whl/cpu")
+    install = (ROOT / "docs" / "install.rst").read_text()
+    assert cpu_line in install and "CUDA" in install
+    assert cpu_line in (ROOT / "README.md").read_text()
+
+
+def load_inventory_script():
+    import importlib.util
+
+    path = ROOT / "docs" / "_inventories" / "make_inventories.py"
+    spec = importlib.util.spec_from_file_location("make_inventories", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_intersphinx_reads_the_committed_local_inventories_written_by_the_script():
+    import runpy
+    import zlib
+
+    script = load_inventory_script()
+    mapping = runpy.run_path(str(ROOT / "docs" / "conf.py"))["intersphinx_mapping"]
+    assert set(mapping) == set(script.INVENTORIES)
+    for project, (url, inventory) in mapping.items():
+        # A local file, never a URL: the docs are built without network access.
+        path = Path(inventory)
+        assert path.is_file() and path.parent == ROOT / "docs" / "_inventories", inventory
+        assert url == script.INVENTORIES[project][1] and url.startswith("https://")
+        data = path.read_bytes()
+        header_end = data.index(b"zlib.\n") + len(b"zlib.\n")
+        assert data[:header_end].startswith(b"# Sphinx inventory version 2\n")
+        lines = zlib.decompress(data[header_end:]).decode().splitlines()
+        assert lines == script.inventory_lines(project), (
+            f"{path.name} is stale: run python docs/_inventories/make_inventories.py"
+        )
