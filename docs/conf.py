@@ -1,7 +1,16 @@
 """Sphinx configuration for sklearn_certify."""
 
 import os
+import sys
 import warnings
+from pathlib import Path
+
+# Document the checkout being built, not whichever copy of the package happens to be installed
+# (sphinx-build does not put the working directory on sys.path). The gallery examples run in
+# this process and therefore use the same copy.
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "docs" / "_ext"))  # gallery_order, docs_checks
 
 import sklearn_certify
 
@@ -21,6 +30,7 @@ extensions = [
     "sphinx.ext.mathjax",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
+    "docs_checks",  # docs/_ext: -W fails on autosummary rows without a description
 ]
 
 templates_path = ["_templates"]
@@ -37,8 +47,27 @@ html_theme = "pydata_sphinx_theme"
 html_title = "sklearn_certify"
 html_theme_options = {"navigation_with_keys": False}
 
-# No network at build time: intersphinx inventories are not fetched.
-intersphinx_mapping = {}
+# No network at build time: intersphinx reads small local inventories that list the objects
+# these pages reference (docs/_inventories/make_inventories.py writes them), never a URL.
+INVENTORY_DIR = Path(__file__).resolve().parent / "_inventories"
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3/", str(INVENTORY_DIR / "python.inv")),
+    "numpy": ("https://numpy.org/doc/stable/", str(INVENTORY_DIR / "numpy.inv")),
+    "sklearn": ("https://scikit-learn.org/stable/", str(INVENTORY_DIR / "sklearn.inv")),
+    "joblib": ("https://joblib.readthedocs.io/en/stable/", str(INVENTORY_DIR / "joblib.inv")),
+    "torch": ("https://docs.pytorch.org/docs/stable/", str(INVENTORY_DIR / "torch.inv")),
+    "cvxpy": ("https://www.cvxpy.org/", str(INVENTORY_DIR / "cvxpy.inv")),
+}
+# Every Python reference to one of these packages must resolve (through the inventories above);
+# with -W an unresolved one fails the build instead of rendering as unlinked code. References
+# to this package and everything outside Python are left to Sphinx's defaults.
+EXTERNAL_PACKAGES = ("collections", "numpy", "scipy", "sklearn", "joblib", "torch", "cvxpy",
+                     "skorch", "matplotlib")
+nitpicky = True
+nitpick_ignore_regex = [
+    (r"(?!py:).*", r".*"),
+    (r"py:.*", rf"(?!(?:{'|'.join(EXTERNAL_PACKAGES)})\.).*"),
+]
 
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
@@ -46,7 +75,8 @@ sphinx_gallery_conf = {
     "filename_pattern": r"/plot_",
     "download_all_examples": False,
     "remove_config_comments": True,
-    "within_subsection_order": "FileNameSortKey",
+    # The main DPA example first; the order is listed in docs/_ext/gallery_order.py.
+    "within_subsection_order": "gallery_order.ExampleOrder",
     "doc_module": ("sklearn_certify",),
     "backreferences_dir": None,
 }

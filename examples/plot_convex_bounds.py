@@ -4,9 +4,11 @@ Convex poisoning bounds: what they promise, where they break
 
 The sphere/slab analysis of Steinhardt, Koh & Liang (2017) bounds how much an
 attacker who *adds* a fraction ``epsilon`` of poison points can raise the
-training loss of a norm-constrained linear SVM, when the defender first drops
+*training* loss of a norm-constrained linear SVM, when the defender first drops
 points far from their class centroid (a sphere) or far along the centroid
-difference (a slab).
+difference (a slab), with the centroids taken from the clean data (the
+*oracle* defence). It does not bound the test loss; the last sections show
+when the two are close and when they are not.
 
 We put two data sets side by side:
 
@@ -69,7 +71,9 @@ for name, (X, y, _, _, _) in datasets.items():
 # ``||w||^2 + b^2 <= rho_sq``) on clean data plus the candidate attack.
 # The dashed line U* is the certificate; the blue line is what the attack
 # achieves on the same quantity (the training loss, normalised by the clean
-# size). Where they meet, the bound is tight.
+# size). Where they meet, the bound is tight. The green line, the attacked
+# model's test loss, is *not* bounded by U*: on digits it lies above U* for
+# small epsilon.
 epsilons = [0.0, 0.01, 0.03, 0.05, 0.1, 0.2]
 curves = {}
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -144,8 +148,9 @@ fig.tight_layout()
 # Concentration: train loss is not test loss
 # -------------------------------------------
 # U* bounds the *training* loss of the poisoned fit. Reading it as a bound on
-# the test loss needs train and test losses to concentrate, which small data
-# sets do not guarantee. Even without poison the two differ:
+# the test loss needs train and test losses to be close, which takes a large
+# training set; digits has 270 training points. Even without poison the two
+# differ (at ``epsilon = 0``, U* is essentially the clean fit's train loss):
 for name, curve in curves.items():
     ev0 = curve.evaluations[0]
     print(f"{name:>22}: clean fit train loss {ev0.clean_train_loss:.3f}, "
@@ -161,9 +166,10 @@ for name, curve in curves.items():
 #   a certificate. A defender who estimates the centroids from poisoned data is
 #   only covered by the heuristic estimate above, which is higher and not
 #   guaranteed.
-# * **Concentration, and clean outliers not mattering** -- turn the bound on the
-#   poisoned *training* loss into a statement about test loss. They are
-#   assumptions about the data, not checked by the code.
+# * **A large training set, and a defence that removes no (or few) clean
+#   points** -- turn the bound on the poisoned *training* loss into an
+#   approximate bound on the test loss. They are assumptions about the data,
+#   not checked by the code, and on digits (above) the first one fails.
 #
 # The certificate itself is always this: for every poison set of
 # ``round(epsilon * n)`` points inside the oracle sphere and slab, the

@@ -2,7 +2,8 @@
 
 A step before the certified estimator that was fit on the (possibly poisoned)
 training set moves every row when one training sample changes, so partition
-and smoothing certificates no longer mean what they say (DESIGN.md §4.5).
+certificates no longer mean what they say (the "trusted preprocessing" rule of
+the user guide's "Rules that keep a certificate honest").
 Steps are safe when they are stateless (their ``requires_fit`` tag is False,
 e.g. ``FunctionTransformer``) or fit on trusted data and wrapped in
 :class:`sklearn.frozen.FrozenEstimator`.

@@ -12,15 +12,22 @@ __all__ = ["plot_bound_curve", "plot_certified_accuracy"]
 def plot_certified_accuracy(curves, *, ax=None, xlabel: str = "attack size", title=None):
     """Step plot of certified accuracy against attack size.
 
+    Integer attack sizes (``"samples"``, ``"label_flips"``) are drawn as steps
+    that hold each value from ``r`` to ``r + 1``, the last one included, so the
+    accuracy at the largest radius is visible. Other radii (``"l2"``) are drawn
+    as the left-continuous step function certified accuracy is: the value at a
+    corner ``r_i`` holds on ``(r_{i-1}, r_i]``.
+
     Parameters
     ----------
     curves : tuple (radii, accuracy) or mapping of label to such tuples
         Curves as returned by
         :func:`sklearn_certify.metrics.certified_accuracy_curve`.
     ax : matplotlib Axes, default=None
-        Where to draw; a new figure is made when None.
+        Where to draw; a new figure (with constrained layout, so the labels
+        fit) is made when None.
     xlabel : str, default="attack size"
-        Label of the x axis, e.g. ``"poisoned samples"`` or ``"l2 radius"``.
+        Label of the x axis, e.g. ``"poisoned samples"`` or ``"label flips"``.
     title : str, default=None
         Axes title.
 
@@ -42,14 +49,20 @@ def plot_certified_accuracy(curves, *, ax=None, xlabel: str = "attack size", tit
     if not isinstance(curves, Mapping):
         curves = {None: curves}
     if ax is None:
-        _, ax = plt.subplots(figsize=(5, 3.5))
+        _, ax = plt.subplots(figsize=(5, 3.5), layout="constrained")
     for label, curve in curves.items():
         if len(curve) != 2:
             raise ValueError(f"each curve must be a (radii, accuracy) pair, got {curve!r}.")
         radii, accuracy = (np.asarray(a, dtype=float) for a in curve)
         if radii.shape != accuracy.shape or radii.ndim != 1:
             raise ValueError("radii and accuracy must be 1-d arrays of the same length.")
-        ax.step(radii, accuracy, where="post", label=label)
+        if radii.size and np.all(radii == np.round(radii)):
+            # Attack sizes are counts: the value at r holds up to r + 1, also for the last r.
+            radii = np.append(radii, radii[-1] + 1)
+            accuracy = np.append(accuracy, accuracy[-1])
+            ax.step(radii, accuracy, where="post", label=label)
+        else:
+            ax.step(radii, accuracy, where="pre", label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("certified accuracy")
     ax.set_ylim(0, 1.02)
@@ -62,19 +75,20 @@ def plot_certified_accuracy(curves, *, ax=None, xlabel: str = "attack size", tit
 
 
 def plot_bound_curve(curve, *, ax=None, show_error: bool = True, title=None):
-    """Upper bound U*, the candidate attack's losses and its test error against epsilon.
+    """Bound U*, the candidate attack's losses and its test error against epsilon.
 
     The figure of Steinhardt, Koh & Liang (2017, Fig. 2) in one call: the
-    dashed line is the certified upper bound, the solid lines are what the
-    candidate attack achieves (total train loss, clean train loss, test loss)
-    and, on a second axis, the test error.
+    dashed line is U*, the certified upper bound on the poisoned *training*
+    loss under the oracle defence; the solid lines are what the candidate
+    attack achieves (total train loss, clean train loss, test loss) and, on a
+    second axis, the test error. The test loss is not bounded by U*.
 
     Parameters
     ----------
     curve : sklearn_certify.convex.BoundCurve
         Output of :func:`sklearn_certify.convex.bound_curve`.
     ax : matplotlib Axes, default=None
-        Where to draw; a new figure is made when None.
+        Where to draw; a new figure (with constrained layout) is made when None.
     show_error : bool, default=True
         Draw the test error on a twin axis (skipped when it was not computed).
     title : str, default=None
@@ -106,9 +120,9 @@ def plot_bound_curve(curve, *, ax=None, show_error: bool = True, title=None):
                 f"got {type(curve).__name__} without {name!r}."
             )
     if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 3.8))
+        _, ax = plt.subplots(figsize=(5.5, 3.8), layout="constrained")
     eps = np.asarray(curve.epsilons_effective, dtype=float)
-    ax.plot(eps, curve.upper_bounds, "k--", marker="o", label="upper bound U*")
+    ax.plot(eps, curve.upper_bounds, "k--", marker="o", label="U* (bound on train loss)")
     series = (
         ("attack_total_train_loss", "attack: total train loss", "C0"),
         ("attack_clean_train_loss", "attack: clean train loss", "C1"),

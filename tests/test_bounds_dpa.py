@@ -10,7 +10,10 @@ from sklearn_certify.bounds import dpa_radius, fa_radius, plurality_vote
 
 from ._reference import counts_of, plurality, smallest_attack
 
-# (counts, prediction, certificate): reference/dpa_family.md §8.1, derived by hand.
+# (counts, prediction, certificate), hand-derived: the plurality class c (ties to the smaller
+# index) survives r = min over c' != c of floor((n_c - n_c' - [c' < c]) / 2) poisoned rows,
+# e.g. [5, 3, 2] -> c = 0, r = floor((5 - 3) / 2) = 1;
+#      [3, 0, 4] -> c = 2, r = floor((4 - 3 - 1) / 2) = 0.
 VECTORS = [
     ([5, 3, 2], 0, 1),
     ([3, 5, 2], 1, 0),

@@ -14,7 +14,9 @@ from sklearn_certify.bounds import (
     rab_radius,
 )
 
-# (nA, n, alpha, sigma, pA_low, radius or None for abstain): reference/smoothing_family.md §1.7.
+# (nA, n, alpha, sigma, pA_low, radius or None for abstain), computed independently of the code
+# under test: pA_low = scipy.stats.beta.ppf(alpha, nA, n - nA + 1) (= alpha ** (1 / n) when
+# nA == n), radius = sigma * norm.ppf(pA_low), abstain when pA_low <= 1/2.
 COHEN_VECTORS = [
     (990, 1000, 0.001, 0.5, 0.9760361872, 0.989005),
     (1000, 1000, 0.001, 0.5, 0.9931160484, 1.231631),
@@ -78,7 +80,9 @@ def test_lower_bound_fails_at_most_alpha_of_the_time(p):
     assert upper_failures <= alpha + tolerance
 
 
-# RAB Hoeffding vectors (reference/smoothing_family.md §2.4): pA_exp, N, alpha, sigma, R.
+# RAB Hoeffding vectors (pA_exp, N, alpha, sigma, R), hand-derived: eps = sqrt(ln(1/alpha) / (2N)),
+# pA_low = pA_exp - eps, pB_up = (1 - pA_exp) + eps, R = sigma/2 * (Phi^-1(pA_low) - Phi^-1(pB_up));
+# e.g. (0.90, 1000, 0.001): eps = 0.05877, R = 0.5 * 2 * Phi^-1(0.84123) = 0.99953.
 RAB_VECTORS = [
     (0.90, 1000, 0.001, 1.0, 0.999527),
     (0.75, 1000, 0.001, 1.0, 0.499341),

@@ -7,7 +7,8 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from sklearn_certify.convex import SphereSlabDefense
 
-# The toy data of the reference notes (section 8.2).
+# Toy data whose geometry is easy by hand: class centroids (-3, 0) and (3, 0), each class four
+# points at distance 1 from its centroid.
 X_TOY = np.array([[2.0, 0], [3, 1], [3, -1], [4, 0], [-2, 0], [-3, 1], [-3, -1], [-4, 0]])
 Y_TOY = np.array([1, 1, 1, 1, -1, -1, -1, -1])
 

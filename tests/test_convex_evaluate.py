@@ -98,7 +98,7 @@ def test_plot_bound_curve(digits):
                         max_iter=100)
     ax = plot_bound_curve(curve, title="digits")
     labels = [line.get_label() for line in ax.get_lines()]
-    assert labels[0] == "upper bound U*"
+    assert labels[0] == "U* (bound on train loss)"
     np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), curve.upper_bounds)
     assert ax.right_ax.get_lines()[0].get_label() == "attack: test error"
     with pytest.raises(TypeError, match="BoundCurve"):

@@ -61,3 +61,40 @@ def test_plot_certified_accuracy_draws_one_step_line_per_curve():
 def test_plot_rejects_malformed_curves():
     with pytest.raises(ValueError, match="same length"):
         plot_certified_accuracy(([0, 1], [0.5]))
+
+
+@pytest.mark.parametrize("title", [None, "k=30"])
+def test_plot_certified_accuracy_keeps_its_labels_inside_the_figure(title):
+    ax = plot_certified_accuracy(
+        {"DPA": (np.arange(16), np.linspace(0.95, 0.02, 16))},
+        xlabel="poisoned training samples",
+        title=title,
+    )
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    # The axes with its tick labels, axis labels, title and legend.
+    boxes = {"axes and everything drawn around it": ax.get_tightbbox(renderer)}
+    boxes.update({t.get_text(): t.get_window_extent(renderer)
+                  for t in (ax.xaxis.label, ax.yaxis.label, ax.title) if t.get_text()})
+    for name, box in boxes.items():
+        assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1, name
+        assert fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1, name
+
+
+def test_plot_certified_accuracy_draws_the_last_radius():
+    ax = plot_certified_accuracy(([0, 1, 2, 3], [0.9, 0.6, 0.3, 0.1]))
+    x, yv = ax.get_lines()[0].get_data()
+    # The step at the largest radius (3) is drawn up to 4, at its own height.
+    assert max(x) == 4
+    assert [v for r, v in zip(x, yv, strict=True) if r >= 3] == [0.1, 0.1]
+    fig = ax.figure
+    fig.canvas.draw()
+    assert ax.get_xlim()[1] >= 4
+
+
+def test_plot_certified_accuracy_continuous_radii_are_left_continuous():
+    ax = plot_certified_accuracy(([0.0, 0.25, 0.7], [0.9, 0.6, 0.2]))
+    line = ax.get_lines()[0]
+    assert line.get_drawstyle() == "steps-pre"
+    assert max(line.get_xdata()) == 0.7

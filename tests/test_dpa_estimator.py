@@ -150,7 +150,9 @@ def _digits_labels():
 
 
 def test_pipeline_shapes_sound_inside_unsound_outside(digits):
-    """DESIGN 4.5: a scaler inside each member is sound; a scaler before DPA is not."""
+    """Trusted preprocessing (user guide, rule-trusted-preprocessing).
+
+    A scaler inside each member is sound; a scaler before DPA is not."""
     X, y, X_test, y_test = digits
     X_test, y_test = X_test[:100], y_test[:100]
     poison = np.full((1, X.shape[1]), 40.0, dtype=X.dtype)  # one extreme row

@@ -107,7 +107,9 @@ def test_explicit_shifts_are_used_and_validated(digits):
 
 @pytest.mark.parametrize("spread", [1, 2])
 def test_other_members_bit_identical_after_insert_and_delete(digits, spread):
-    """DESIGN 4.1 at estimator level: poisoning one partition leaves every other member alone."""
+    """Partition independence (user guide, rule-independence) at estimator level.
+
+    Poisoning one partition leaves every other member alone."""
     X, y = digits
     X, y = X[:600], y[:600]
     base = DecisionTreeClassifier(max_features=0.5)  # randomized, so seeds matter

@@ -34,7 +34,9 @@ def test_certified_accuracy_counts_correct_unabstained_and_covered():
 
 
 def test_curve_integer_units_and_dpa_print_convention():
-    # reference/dpa_family.md §8.1: certs [-1, 0, 1, 2] (first point misclassified) print 2.
+    # Hand-derived: radii [0, 0, 1, 2] with the first point misclassified give certified accuracy
+    # 3/4, 2/4, 1/4 at r = 0, 1, 2. The largest r with at least half certified is 1; the official
+    # DPA scripts print the first r below one half, 2.
     cert = cert_of([1, 0, 0, 0], [0, 0, 1, 2])
     radii, acc = certified_accuracy_curve([0, 0, 0, 0], cert)
     assert radii.tolist() == [0, 1, 2] and acc.tolist() == [0.75, 0.5, 0.25]

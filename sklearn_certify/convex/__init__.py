@@ -1,8 +1,14 @@
-"""Certified upper bounds for linear models under sphere/slab defences (Steinhardt et al. 2017).
+"""Certified bounds on the poisoned training loss of linear models (Steinhardt et al. 2017).
 
-Labels are -1/+1 throughout. ``upper_bound`` is a certificate under the oracle
-defence (centroids from clean data) and the paper's assumptions;
-``data_dependent_estimate`` is an *estimate*, not a certificate.
+Labels are -1/+1 throughout. ``upper_bound`` returns U*, a certified upper bound
+on the *training* loss (clean plus poison points, per clean point) that the
+defender's norm-constrained linear model reaches when an attacker adds
+``round(epsilon * n)`` points that pass the *oracle* sphere/slab defence
+(centroids from the clean data). It is not a bound on the test loss: it
+approximates one only under the paper's assumptions (a convex loss, the oracle
+defence, a defence that removes no or few clean points, and a training set
+large enough that train and test loss are close). ``data_dependent_estimate``
+is an *estimate*, not a certificate.
 """
 
 from sklearn_certify.convex._curve import BoundCurve, bound_curve

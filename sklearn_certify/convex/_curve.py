@@ -1,4 +1,4 @@
-"""Upper bound, candidate attack and its scores over a grid of poison fractions."""
+"""Bound on the poisoned training loss, candidate attack and its scores over poison fractions."""
 
 from __future__ import annotations
 
@@ -110,7 +110,10 @@ def bound_curve(
     random_state=None,
     verbose: bool = False,
 ) -> BoundCurve:
-    """Upper bound, candidate attack loss and test error against epsilon (the paper's Figure 2).
+    """Bound U* on the poisoned training loss, attack losses and test error against epsilon.
+
+    The paper's Figure 2. U* bounds the training loss under the oracle defence;
+    the attack's test loss is reported next to it and is not bounded by it.
 
     Fits the oracle ``defense`` once on the clean data, runs :func:`upper_bound`
     for every epsilon and, if ``evaluate``, trains the defender's constrained

@@ -52,7 +52,9 @@ def max_linear_sphere_slab(c, mu, v, r, s) -> np.ndarray:
 
     Examples
     --------
-    The 2-D step of the reference notes (class +1, slab binding):
+    A 2-D step that is easy by hand (class +1, slab binding): with ``u = x - mu``, the slab
+    fixes ``v . u = s``, i.e. ``u_1 = -1``, and the sphere then gives
+    ``u_2 = -sqrt(r^2 - 1) = -sqrt(3)``:
 
     >>> import numpy as np
     >>> x = max_linear_sphere_slab(np.array([-1., -1.]), np.array([2., 0.]),

@@ -1,4 +1,4 @@
-"""Algorithm 1 of Steinhardt, Koh & Liang (2017): certified upper bound and candidate attack."""
+"""Algorithm 1 of Steinhardt, Koh & Liang (2017): bound on the poisoned training loss, attack."""
 
 from __future__ import annotations
 
@@ -185,9 +185,11 @@ def upper_bound(
 
     What it certifies: for every set of ``round(epsilon * n)`` poison points in
     the feasible set ``F`` of the oracle ``defense`` (fit on clean data),
-    ``min_theta (1/n) L(theta; D_c u D_p) <= U*``. Turning this into a bound on
-    the *test* loss rests on the paper's two approximations (train/test
-    concentration, clean outliers not mattering); see the user guide.
+    ``min_theta (1/n) L(theta; D_c u D_p) <= U*``: a bound on the *training*
+    loss. It approximates a bound on the test loss only under the paper's
+    assumptions (the defence removes no or few clean points, and the training
+    set is large enough that train and test loss are close); on small data
+    sets the test loss can exceed U*. See the user guide.
 
     Parameters
     ----------
@@ -229,7 +231,9 @@ def upper_bound(
 
     Examples
     --------
-    The whole-run example of the reference notes (the optimum is 0.525):
+    Toy data with centroids (+-3, 0). The best ``theta`` in the ball is ``w = (0.2, 0)``,
+    ``b = 0``: mean clean hinge 0.4, and the worst feasible point (``x_1 = 2.5`` on the slab
+    boundary of class +1) has hinge 0.5, so U* = 0.4 + 0.25 * 0.5 = 0.525:
 
     >>> import numpy as np
     >>> from sklearn_certify.convex import SphereSlabDefense, upper_bound
