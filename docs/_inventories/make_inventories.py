@@ -22,6 +22,8 @@ INVENTORIES = {
     "python": ("Python", "https://docs.python.org/3/", [
         ("collections.abc.Callable", "py:class",
          "library/collections.abc.html#collections.abc.Callable"),
+        ("collections.abc.Sequence", "py:class",
+         "library/collections.abc.html#collections.abc.Sequence"),
     ]),
     "numpy": ("NumPy", "https://numpy.org/doc/stable/", [
         ("numpy.ndarray", "py:class", "reference/generated/numpy.ndarray.html#numpy.ndarray"),
@@ -31,6 +33,8 @@ INVENTORIES = {
          "reference/generated/numpy.percentile.html#numpy.percentile"),
     ]),
     "sklearn": ("scikit-learn", "https://scikit-learn.org/stable/", [
+        ("sklearn.set_config", "py:function",
+         "modules/generated/sklearn.set_config.html#sklearn.set_config"),
         ("sklearn.frozen.FrozenEstimator", "py:class",
          "modules/generated/sklearn.frozen.FrozenEstimator.html"
          "#sklearn.frozen.FrozenEstimator"),
@@ -52,6 +56,9 @@ INVENTORIES = {
         ("torch.func.stack_module_state", "py:function",
          "generated/torch.func.stack_module_state.html#torch.func.stack_module_state"),
         ("torch.func.vmap", "py:function", "generated/torch.func.vmap.html#torch.func.vmap"),
+        ("torch.use_deterministic_algorithms", "py:function",
+         "generated/torch.use_deterministic_algorithms.html"
+         "#torch.use_deterministic_algorithms"),
     ]),
     # cvxpy documents these under their defining modules; the names are the public aliases.
     "cvxpy": ("CVXPY", "https://www.cvxpy.org/", [
