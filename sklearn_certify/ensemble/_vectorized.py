@@ -118,8 +118,9 @@ def _stack_slots(modules, slots, chunk_size: int, layouts: dict, device) -> dict
             values = []
             for slot in range(chunk_size):
                 value = module_of[slot].get_parameter(name) if slot in module_of else zero
-                values.append(value if perm is None else value.permute([d - 1 for d in perm[1:]]))
-            stacked[name] = torch.stack(values).to(device)
+                value = value if perm is None else value.permute([d - 1 for d in perm[1:]])
+                values.append(value.to(device))  # the template module already lives there
+            stacked[name] = torch.stack(values)
     return stacked
 
 
