@@ -84,8 +84,11 @@ def _cases():
 
 def fingerprint(path: str) -> None:
     """Fit every case and save its certificate arrays to ``path`` (.npz)."""
+    import sklearn_certify
     from sklearn_certify import DPAClassifier
     from sklearn_certify.datasets import load_digits
+
+    print(f"fingerprinting {Path(sklearn_certify.__file__).parent}", flush=True)
 
     X, y = load_digits(split="train")
     X_test, _ = load_digits(split="test")

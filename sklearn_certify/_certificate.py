@@ -24,12 +24,20 @@ def _as_1d(name: str, value, n: int | None) -> np.ndarray:
     return array
 
 
+def _frozen(array: np.ndarray) -> np.ndarray:
+    """A read-only copy: a validated certificate cannot be edited afterwards."""
+    out = np.array(array, copy=True)
+    out.setflags(write=False)
+    return out
+
+
 @dataclass(frozen=True)
 class Certificate:
     """Per-sample predictions with how much poisoning provably cannot change them.
 
     Every array field has one entry per certified sample. Instances validate
-    themselves on construction, so a certificate that exists is well formed.
+    themselves on construction and keep read-only copies of the arrays, so a
+    certificate that exists is well formed and stays so.
 
     Parameters
     ----------
@@ -92,16 +100,16 @@ class Certificate:
             raise ValueError(f"Certificate.abstain must be boolean, got dtype {abstain.dtype}.")
         if np.any(radius[abstain] != 0):
             raise ValueError("Certificate.radius must be 0 wherever abstain is True.")
-        object.__setattr__(self, "prediction", prediction)
-        object.__setattr__(self, "radius", radius)
-        object.__setattr__(self, "abstain", abstain)
+        object.__setattr__(self, "prediction", _frozen(prediction))
+        object.__setattr__(self, "radius", _frozen(radius))
+        object.__setattr__(self, "abstain", _frozen(abstain))
         for name in ("p_lower", "p_upper"):
             value = getattr(self, name)
             if value is not None:
                 value = _as_1d(name, value, n).astype(float)
                 if np.any((value < 0) | (value > 1)):
                     raise ValueError(f"Certificate.{name} must lie in [0, 1].")
-                object.__setattr__(self, name, value)
+                object.__setattr__(self, name, _frozen(value))
         if self.votes is not None:
             votes = np.asarray(self.votes)
             if votes.ndim != 2 or votes.shape[0] != n:
@@ -109,7 +117,7 @@ class Certificate:
                     f"Certificate.votes must have shape (n_samples, n_classes) = ({n}, ...), "
                     f"got {votes.shape}."
                 )
-            object.__setattr__(self, "votes", votes)
+            object.__setattr__(self, "votes", _frozen(votes))
 
     def __len__(self) -> int:
         return self.prediction.shape[0]

@@ -10,6 +10,10 @@ import numbers
 
 import numpy as np
 
+#: Largest count accepted: every integer up to it is exact as a float64, and differences of
+#: such counts never overflow int64.
+MAX_COUNT = 2**53
+
 
 def check_counts(name: str, value, *, ndim: int | None = None) -> np.ndarray:
     """Return ``value`` as an int64 array of non-negative integers.
@@ -33,6 +37,11 @@ def check_counts(name: str, value, *, ndim: int | None = None) -> np.ndarray:
             )
     if np.any(array < 0):
         raise ValueError(f"{name} must be non-negative; got a negative entry.")
+    if array.size and np.max(array) > MAX_COUNT:
+        raise ValueError(
+            f"{name} must be at most 2**53 (counts beyond that lose precision and overflow the "
+            f"radius arithmetic); got {np.max(array)}."
+        )
     return array.astype(np.int64)
 
 
@@ -63,9 +72,23 @@ def check_positive(name: str, value) -> float:
     return float(value)
 
 
+def check_real_array(name: str, value) -> np.ndarray:
+    """Return ``value`` as a float array, refusing strings, booleans and other non-numbers."""
+    array = np.asarray(value)
+    if array.dtype == bool or not (
+        np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    ):
+        raise TypeError(
+            f"{name} must hold real numbers, got dtype {array.dtype}"
+            + (" (strings are not converted)" if array.dtype.kind in "US" else "")
+            + "."
+        )
+    return array.astype(float)
+
+
 def check_probabilities(name: str, value) -> np.ndarray:
     """Return ``value`` as a float array, requiring every entry in [0, 1]."""
-    array = np.asarray(value, dtype=float)
+    array = check_real_array(name, value)
     if not np.all(np.isfinite(array)) or np.any((array < 0) | (array > 1)):
         raise ValueError(f"{name} must hold probabilities in [0, 1]; got values outside or NaN.")
     return array

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.utils import check_random_state
 
+from sklearn_certify._validation import check_real_array
 from sklearn_certify.convex._checks import check_data, check_epsilon
 from sklearn_certify.convex._evaluate import AttackEvaluation, evaluate_attack
 from sklearn_certify.convex._upper_bound import UpperBoundResult, _resolve_defense, upper_bound
@@ -157,7 +158,7 @@ def bound_curve(
     True
     """
     X, y = check_data(X, y, min_per_class=2)
-    eps = np.atleast_1d(np.asarray(epsilons, dtype=np.float64))
+    eps = np.atleast_1d(check_real_array("epsilons", epsilons))
     if eps.ndim != 1 or eps.size == 0:
         raise ValueError("epsilons must be a non-empty 1-D list of poison fractions.")
     for value in eps:

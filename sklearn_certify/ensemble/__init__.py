@@ -28,7 +28,12 @@ import warnings
 
 import numpy as np
 
-from sklearn_certify.ensemble._base import AbstainMember, BaseCertifiedEnsemble, ConstantMember
+from sklearn_certify.ensemble._base import (
+    AbstainMember,
+    BaseCertifiedEnsemble,
+    ConstantMember,
+    DegenerateMemberWarning,
+)
 from sklearn_certify.ensemble._loop import fit_loop
 from sklearn_certify.ensemble._net_config import unsupported_reason
 from sklearn_certify.ensemble._outputs import member_outputs_impl
@@ -46,6 +51,7 @@ __all__ = [
     "AbstainMember",
     "BaseCertifiedEnsemble",
     "ConstantMember",
+    "DegenerateMemberWarning",
     "EngineFallbackWarning",
     "MemberPlan",
     "StackedMembers",
@@ -279,11 +285,14 @@ def member_outputs(
         Rows to score.
     n_classes : int
         Number of encoded classes.
-    method : {"auto", "predict_proba", "decision_function", "forward"}, default="auto"
+    method : {"auto", "predict_proba", "decision_function", "predict", "forward"}, \
+default="auto"
         ``"auto"``: skorch nets give their forward output (logits, or probabilities for a net
         whose module ends in a softmax); sklearn estimators give ``predict_proba``, else
-        ``decision_function``. A member that saw only some classes gets ``0`` (probabilities)
-        or ``-inf`` (decision values) in the missing columns; a binary ``decision_function``
+        ``decision_function``, else a one-hot row of their ``predict`` (``"predict"``: a
+        label-only member votes, but ranks no other class). A member that saw only some
+        classes gets ``0`` (probabilities) or ``-inf`` (decision values) in the missing
+        columns; a binary ``decision_function``
         ``d`` becomes the two columns ``(-d, d)``. The certified ensembles take the argmax
         over the last axis as the member's vote. That is the member's ``predict`` for most
         estimators, but not for all: ``SVC(probability=True)`` predicts from its decision

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Integral
 from typing import ClassVar
@@ -15,12 +16,18 @@ from sklearn.utils.validation import check_is_fitted, check_random_state, valida
 
 from sklearn_certify import bounds
 from sklearn_certify._certificate import Certificate
+from sklearn_certify.ensemble._outputs import scoring_method
+from sklearn_certify.ensemble._skorch import nested_nets
 
-__all__ = ["AbstainMember", "BaseCertifiedEnsemble", "ConstantMember"]
+__all__ = ["AbstainMember", "BaseCertifiedEnsemble", "ConstantMember", "DegenerateMemberWarning"]
 
 _MAX_SEED = np.iinfo(np.int32).max
 #: Largest number of member scores (rows x members x classes) held at once when aggregating.
 _SCORE_BUDGET = 1 << 24
+
+
+class DegenerateMemberWarning(UserWarning):
+    """Some members' outputs are unusable (NaN); their votes abstain where that happens."""
 
 
 class ConstantMember:
@@ -107,6 +114,8 @@ class BaseCertifiedEnsemble(
     }
     _certificate_unit: ClassVar[str]
     _too_few_rows_hint: ClassVar[str] = ""
+    #: Integer parameters that must not be given as booleans.
+    _int_params: ClassVar[tuple] = ("n_jobs",)
 
     @abstractmethod
     def __init__(self, estimator, *, engine="auto", random_state=None, n_jobs=None, verbose=0):
@@ -172,8 +181,11 @@ class BaseCertifiedEnsemble(
         """
         from sklearn_certify.ensemble import fit_members
 
+        self._check_int_params()
+        self._check_estimator()
         X, y = validate_data(self, X, y, **self._VALIDATION)
         check_classification_targets(y)
+        self._check_input_shape(X)
         self.classes_, y_encoded = np.unique(y, return_inverse=True)
         y_encoded = y_encoded.astype(np.int64)
         self._check_options(X, y_encoded)
@@ -182,6 +194,7 @@ class BaseCertifiedEnsemble(
         status, fixed = self._degenerate_members(plan, y_encoded)
         self.seed_ = int(check_random_state(self.random_state).randint(_MAX_SEED))
         trained = np.flatnonzero(status == "trained")
+        self._check_member_sizes(plan.sizes(X.shape[0])[trained])
         members: list = []
         if trained.size:
             try:
@@ -202,7 +215,70 @@ class BaseCertifiedEnsemble(
         self.member_status_ = status
         self._fixed_members = fixed
         self._estimators = None
+        self._check_fitted_members(X)
         return self
+
+    # ------------------------------------------------------------------ checks before training
+    def _check_int_params(self) -> None:
+        """Integer parameters refuse booleans (``True`` is an int to Python, never to a user)."""
+        for name in self._int_params:
+            value = getattr(self, name)
+            if isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{name} must be an int, got the boolean {value!r}.")
+        if self.n_jobs == 0:
+            raise ValueError(
+                "n_jobs=0 runs nothing; use n_jobs=None or 1 (one job), a positive number of "
+                "jobs, or -1 (all cores)."
+            )
+
+    def _check_estimator(self) -> None:
+        """The base estimator is an instance that can give the members' votes (or scores)."""
+        estimator = self.estimator
+        if isinstance(estimator, type):
+            raise TypeError(
+                f"estimator must be an estimator instance, e.g. {estimator.__name__}(), not "
+                "the class itself."
+            )
+        if nested_nets(estimator):
+            return
+        if self._needs_scores() and scoring_method(estimator) == "predict":
+            raise TypeError(
+                f"{self._needs_scores()} ranks the classes by each member's real-valued "
+                f"scores, but {type(estimator).__name__} has neither predict_proba nor "
+                "decision_function. Use a base estimator that has one, or an aggregation "
+                "that needs only the members' labels."
+            )
+
+    def _check_input_shape(self, X) -> None:
+        if X.ndim > 2 and not nested_nets(self.estimator) and not hasattr(
+            self.estimator, "steps"
+        ):
+            raise ValueError(
+                f"X has shape {X.shape}, but {type(self.estimator).__name__} is trained on 2-D "
+                "rows. Pass X.reshape(len(X), -1), or a skorch net whose module takes these "
+                "arrays."
+            )
+
+    def _check_member_sizes(self, sizes: np.ndarray) -> None:
+        """A k-nearest-neighbour base needs at least ``n_neighbors`` rows in every member."""
+        if not sizes.size or not hasattr(self.estimator, "get_params"):
+            return
+        for key, value in self.estimator.get_params(deep=True).items():
+            if key.split("__")[-1] == "n_neighbors" and isinstance(value, Integral):
+                if value > sizes.min():
+                    hint = f"; {self._too_few_rows_hint}" if self._too_few_rows_hint else ""
+                    raise ValueError(
+                        f"estimator {key}={value}, but the smallest member training set holds "
+                        f"{int(sizes.min())} rows: that member could not find {value} "
+                        f"neighbours. Use fewer neighbours{hint}."
+                    )
+
+    def _needs_scores(self) -> str:
+        """The name of what needs real-valued member scores, or ``""`` if labels suffice."""
+        return ""
+
+    def _check_fitted_members(self, X) -> None:
+        """Checks on the trained members (e.g. warnings about their outputs); none by default."""
 
     def _degenerate_members(self, plan, y_encoded) -> tuple[np.ndarray, dict]:
         """Member status (trained / constant / abstain) and the stand-ins of degenerate ones."""
@@ -282,11 +358,40 @@ class BaseCertifiedEnsemble(
             scores[:, j, :] = member.scores(n)
         return scores, self.member_status_ == "abstain"
 
+    def _voting_scores(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Scores the votes come from, and the ``(n, n_members)`` mask of abstentions.
+
+        A member whose scores on a row contain NaN (a diverged net, say) abstains on that row:
+        it votes for no class, in every election. Its flat stand-in scores are never read.
+        """
+        scores, abstain = self._scores(X)
+        unusable = np.isnan(scores).any(axis=2)
+        if unusable.any():
+            scores = np.where(unusable[:, :, None], 1.0 / scores.shape[2], scores)
+        return scores, abstain[None, :] | unusable
+
     def _in_batches(self, X, fn) -> dict:
-        """``fn(scores, abstain)`` (a dict of per-row arrays) over row batches, concatenated."""
-        parts = [fn(*self._scores(X[b])) for b in self._batches(X)]
-        if not parts:
-            parts = [fn(*self._scores(X))]
+        """``fn(scores, abstain)`` (a dict of per-row arrays) over row batches, concatenated.
+
+        Warns once (:class:`DegenerateMemberWarning`) if some members' scores were NaN.
+        """
+        parts = []
+        nan_members = np.zeros(len(self.member_status_), dtype=bool)
+        batches = list(self._batches(X)) or [slice(0, 0)]
+        for batch in batches:
+            scores, abstain = self._voting_scores(X[batch])
+            nan_members |= (abstain & ~(self.member_status_ == "abstain")[None, :]).any(axis=0)
+            parts.append(fn(scores, abstain))
+        if nan_members.any():
+            which = np.flatnonzero(nan_members)
+            warnings.warn(
+                f"{which.size} of {nan_members.size} members gave NaN scores on some rows "
+                f"(members {which[:10].tolist()}{' ...' if which.size > 10 else ''}); their "
+                "votes on those rows abstain, which lowers the radii there. A diverged net "
+                "(e.g. too high a learning rate) is the usual cause.",
+                DegenerateMemberWarning,
+                stacklevel=3,
+            )
         return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
     def member_scores(self, X) -> np.ndarray:
@@ -313,8 +418,11 @@ class BaseCertifiedEnsemble(
         return np.argmax(scores, axis=2)
 
     def _learner_votes(self, scores, abstain) -> np.ndarray:
-        """Each member's vote (class index), :data:`bounds.ABSTAIN` for abstaining members."""
-        return np.where(abstain[None, :], bounds.ABSTAIN, self._member_votes(scores))
+        """Each member's vote (class index), :data:`bounds.ABSTAIN` where it abstains.
+
+        ``abstain`` is the ``(n_members,)`` or ``(n_samples, n_members)`` abstention mask.
+        """
+        return np.where(abstain, bounds.ABSTAIN, self._member_votes(scores))
 
     def predict_members(self, X) -> np.ma.MaskedArray:
         """Label voted by every member.
@@ -328,12 +436,15 @@ class BaseCertifiedEnsemble(
         -------
         labels : numpy masked array of shape (n_samples, n_members)
             Member ``j``'s vote (a value of ``classes_``): the first maximum of its scores
-            (:meth:`member_scores`). Entries of abstaining members are masked.
+            (:meth:`member_scores`). Entries of abstaining members are masked, and so are
+            the rows on which a member's scores are NaN (it abstains there).
         """
-        scores, abstain = self._scores(self._validate_X(X))
+        result = self._in_batches(self._validate_X(X), self._labels_and_mask)
+        return np.ma.MaskedArray(result["labels"], mask=result["mask"])
+
+    def _labels_and_mask(self, scores, abstain) -> dict:
         labels = self.classes_[self._member_votes(scores)]
-        mask = np.broadcast_to(abstain[None, :], labels.shape).copy()
-        return np.ma.MaskedArray(labels, mask=mask)
+        return {"labels": labels, "mask": np.broadcast_to(abstain, labels.shape).copy()}
 
     def predict_proba(self, X) -> np.ndarray:
         """Vote shares of the members that do not abstain.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 from joblib import effective_n_jobs
 from sklearn.base import clone
@@ -117,6 +119,33 @@ def _progress(verbose, total: int):
     return tqdm(total=total, desc="fitting members", unit="member")
 
 
+def classes_defined_in_main(estimator) -> list:
+    """Names of the module, criterion and optimizer classes of nested skorch nets in ``__main__``.
+
+    A fitted skorch net pickles these with the standard pickle, which finds a class by its
+    module and name: a class defined in a script or notebook (``__main__``) cannot be sent
+    back from a worker process.
+    """
+    names = []
+    for net in nested_nets(estimator):
+        for cls in (net.module, net.criterion, net.optimizer):
+            if isinstance(cls, type) and cls.__module__ == "__main__":
+                names.append(cls.__qualname__)
+    return names
+
+
+def _main_pickling_error(in_main: list, exc: Exception) -> Exception:
+    if not in_main:
+        return exc
+    return ValueError(
+        f"The loop engine could not send fitted members back from a worker process: "
+        f"{', '.join(in_main)} is defined in __main__ (a script or notebook), and pickle finds "
+        f"classes by module and name ({exc}). Define it in an importable .py file, or use "
+        "n_jobs=1 or joblib's threading backend (the default when such classes are seen, "
+        "unless a process backend is configured)."
+    )
+
+
 def fit_loop(estimator, X, y, plan, *, n_classes, random_state, n_jobs, verbose):
     """Fit one member per plan entry, batched into joblib tasks (:func:`member_batches`)."""
     kwargs = dict(n_classes=n_classes, random_state=random_state)
@@ -126,12 +155,21 @@ def fit_loop(estimator, X, y, plan, *, n_classes, random_state, n_jobs, verbose)
         if len(batches) == 1:  # in this process: the progress bar advances per member
             return _fit_batch(estimator, X, y, plan, progress=progress, **kwargs)
         jobs = (delayed(_fit_batch)(estimator, X, y, plan.select(b), **kwargs) for b in batches)
-        parallel = Parallel(n_jobs=n_jobs, verbose=max(0, int(verbose) - 1), return_as="generator")
+        in_main = classes_defined_in_main(estimator)
+        parallel = Parallel(
+            n_jobs=n_jobs,
+            verbose=max(0, int(verbose) - 1),
+            return_as="generator",
+            prefer="threads" if in_main else None,
+        )
         members: list = []
-        for fitted in parallel(jobs):
-            members.extend(fitted)
-            if progress is not None:
-                progress.update(len(fitted))
+        try:
+            for fitted in parallel(jobs):
+                members.extend(fitted)
+                if progress is not None:
+                    progress.update(len(fitted))
+        except pickle.PicklingError as exc:
+            raise _main_pickling_error(in_main, exc) from exc
         return members
     finally:
         if progress is not None:

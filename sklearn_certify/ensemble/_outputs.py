@@ -16,7 +16,7 @@ from sklearn_certify.ensemble._stacked import (
 )
 from sklearn_certify.ensemble._threads import one_thread
 
-_METHODS = ("auto", "predict_proba", "decision_function", "forward")
+_METHODS = ("auto", "predict_proba", "decision_function", "predict", "forward")
 
 
 def _member_classes(member, position: int, n_classes: int) -> np.ndarray:
@@ -40,21 +40,38 @@ def _member_classes(member, position: int, n_classes: int) -> np.ndarray:
     return classes.astype(np.intp)
 
 
+def scoring_method(estimator) -> str:
+    """How an sklearn member is scored: ``predict_proba``, else ``decision_function``, else
+    ``predict`` (a one-hot row of its label: enough for plurality votes, not for run-off)."""
+    for method in ("predict_proba", "decision_function"):
+        if hasattr(estimator, method):
+            return method
+    return "predict"
+
+
+def _one_hot_votes(member, X, position: int, n_classes: int) -> np.ndarray:
+    labels = np.asarray(member.predict(X))
+    if not np.issubdtype(labels.dtype, np.integer) or (
+        labels.size and (labels.min() < 0 or labels.max() >= n_classes)
+    ):
+        raise ValueError(
+            f"members[{position}].predict returned labels that are not encoded classes in "
+            f"0..{n_classes - 1}; fit members on label-encoded y."
+        )
+    out = np.zeros((labels.shape[0], n_classes), dtype=np.float64)
+    out[np.arange(labels.shape[0]), labels] = 1.0
+    return out
+
+
 def _sklearn_output(member, X, position: int, n_classes: int, method: str) -> np.ndarray:
     if method == "auto":
-        if hasattr(member, "predict_proba"):
-            method = "predict_proba"
-        elif hasattr(member, "decision_function"):
-            method = "decision_function"
-        else:
-            raise TypeError(
-                f"members[{position}] ({type(member).__name__}) has neither predict_proba nor "
-                "decision_function, so it has no real-valued output."
-            )
+        method = scoring_method(member)
     if method == "forward":
         raise TypeError(
             f"method='forward' needs skorch nets; members[{position}] is {type(member).__name__}."
         )
+    if method == "predict":
+        return _one_hot_votes(member, X, position, n_classes)
     classes = _member_classes(member, position, n_classes)
     raw = np.asarray(getattr(member, method)(X), dtype=np.float64)
     fill = 0.0 if method == "predict_proba" else -np.inf

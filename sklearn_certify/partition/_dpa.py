@@ -29,6 +29,10 @@ __all__ = ["DPAClassifier"]
 
 #: Below this many rows per member on average, fit warns that members will be weak.
 _SMALL_PARTITION = 5
+#: Run-off: training rows scored after fit to see whether members' top two scores tie,
+#: and the fraction of tied outputs above which fit warns.
+_TIE_PROBE_ROWS = 256
+_TIE_WARNING_FRACTION = 0.2
 
 
 class DPAClassifier(BaseCertifiedEnsemble):
@@ -186,6 +190,7 @@ class DPAClassifier(BaseCertifiedEnsemble):
         "feature_extractor": [HasMethods(["fit", "transform"]), None],
     }
     _too_few_rows_hint = "use fewer partitions (n_partitions)"
+    _int_params = ("n_jobs", "n_partitions", "spread")
 
     def __init__(
         self,
@@ -277,6 +282,29 @@ class DPAClassifier(BaseCertifiedEnsemble):
             )
         return MemberPlan(plan.member_rows, n_members_total=n_members)
 
+    def _needs_scores(self) -> str:
+        return "election='runoff'" if self.election == "runoff" else ""
+
+    def _check_fitted_members(self, X) -> None:
+        """Warn when run-off meets members whose two best scores tie (one-hot outputs)."""
+        if self.election != "runoff" or not np.any(self.member_status_ == "trained"):
+            return
+        scores, abstain = self._voting_scores(X[:_TIE_PROBE_ROWS])
+        top_two = -np.partition(-scores, 1, axis=2)[:, :, :2]
+        voting = ~abstain & (self.member_status_ == "trained")[None, :]
+        tied = (top_two[:, :, 0] == top_two[:, :, 1])[voting]
+        if tied.size and tied.mean() > _TIE_WARNING_FRACTION:
+            warnings.warn(
+                f"election='runoff': on the first training rows, {tied.mean():.0%} of the "
+                "trained members' outputs tie their two highest scores (one-hot "
+                f"probabilities, as {type(self.estimator).__name__} gives). A member that "
+                "scores both finalists equally counts against the first finalist in round "
+                "two, which can cut accuracy sharply. Use election='plurality', or a base "
+                "estimator with graded scores (e.g. LogisticRegression, a net).",
+                UserWarning,
+                stacklevel=3,
+            )
+
     def _fit_features(self, X):
         if self.feature_extractor is None:
             return X
@@ -361,7 +389,7 @@ class DPAClassifier(BaseCertifiedEnsemble):
                 pred, radius = bounds.fa_runoff_radius(
                     scores, k, d, shifts=self.shifts_, abstain=abstain
                 )
-            no_vote = np.full(n, bool(abstain.all()))
+            no_vote = abstain.all(axis=1)
         elif d == 1:
             pred, radius = bounds.dpa_radius(votes)
             no_vote = votes.sum(axis=1) == 0
