@@ -108,6 +108,9 @@ def test_missing_folder_and_unknown_files(tmp_path, capsys, no_fit):
     other = tmp_path / "d.txt"
     other.write_text("a,label\n1,0\n")
     assert "expected a .csv or .npz file" in user_error(_certify(other, out), capsys)
+    line = user_error(["bound", "--data", tmp_path / "missing.npz", "--out", out], capsys)
+    assert "no such file" in line and "digits-1v7" in line
+    assert "is a folder" in user_error(["bound", "--data", tmp_path, "--out", out], capsys)
 
 
 # ---------------------------------------------------------------- malformed .npz files

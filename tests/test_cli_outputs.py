@@ -14,6 +14,7 @@ from tests._cli_helpers import (
     read_rows,
     run_cli,
     user_error,
+    write_csv,
 )
 
 
@@ -48,6 +49,15 @@ def test_out_equal_to_an_input_is_refused(tmp_path, capsys, no_fit, data):
     test = digits_csv(out / "certified_accuracy.csv", n=10)
     assert "--test-data" in user_error(_certify(data, out, "--test-data", test), capsys)
     assert data.read_bytes() == before
+    signs = tmp_path / "bound" / "bound_curve.csv"
+    signs.parent.mkdir()
+    rows = [[float(i), 1 if i % 2 else -1] for i in range(20)]
+    write_csv(signs, ["x", "label"], rows)
+    before = signs.read_bytes()
+    assert "is the --data file" in user_error(["bound", "--data", signs, "--out", signs], capsys)
+    line = user_error(["bound", "--data", signs, "--out", signs.parent], capsys)
+    assert "would overwrite the --data file" in line
+    assert signs.read_bytes() == before
 
 
 # ---------------------------------------------------------------- unwritable outputs, before fit
@@ -64,6 +74,8 @@ def test_unwritable_out_fails_before_training(tmp_path, capsys, no_fit, data):
     assert "certificates.csv there is a folder" in user_error(_certify(data, out), capsys)
     demo = ["demo", "--quick", "--out", blocker]
     assert "is a file" in user_error(demo, capsys)
+    bound = ["bound", "--out", blocker / "sub", "--max-iter", "1"]
+    assert "cannot create the folder" in user_error(bound, capsys)
 
 
 def test_out_without_write_permission(tmp_path, capsys, no_fit, data, monkeypatch):
