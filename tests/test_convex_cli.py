@@ -56,6 +56,9 @@ def test_bound_errors(tmp_path, capsys):
     assert "no such file" in line
     line = user_error(["bound", "--epsilons", "1.2", "--out", tmp_path], capsys)
     assert "--epsilons: expected a number in [0, 1)" in line
+    for extreme in ("0.001", "0.99"):  # the bundled split leaves a side without both classes
+        line = user_error(["bound", "--test-size", extreme, "--out", tmp_path, *FAST], capsys)
+        assert "--test-size" in line
 
 
 def test_bound_says_what_the_number_bounds(tmp_path, capsys, monkeypatch):
@@ -75,6 +78,7 @@ def test_bound_says_what_the_number_bounds(tmp_path, capsys, monkeypatch):
     assert "It is not a bound on test loss" in printed
     assert "the defence removes no clean points, the training set is large" in printed
     assert "test loss exceeds U*" in printed  # digits: the attacked test loss sits above U*
+    assert "measured on the fixed stratified 0.25 split of digits-1v7" in printed
     assert titles == [
         "U* bounds the poisoned training loss\n(oracle sphere+slab defence, digits-1v7)"
     ]

@@ -207,7 +207,8 @@ def _check_signs(y: np.ndarray, what: str, min_per_class: int) -> np.ndarray:
         if count < min_per_class:
             raise CLIError(
                 f"--data: the {what} rows hold {count} row(s) of class {label:+d}; each class "
-                f"needs at least {min_per_class} to define the sphere and slab."
+                f"needs at least {min_per_class} to define the sphere and slab (a smaller "
+                "--test-size leaves more training rows)."
             )
     return y.astype(np.int64)
 
@@ -227,8 +228,22 @@ def _file_tables(args) -> tuple[Table, Table | None]:
     return replace(train, y=integer_labels(train.y)[0]), None
 
 
+def _bundled_tables(args, test_size: float) -> tuple[Table, Table]:
+    from sklearn_certify.datasets import load_digits_1v7
+
+    if args.label_column is not None:
+        raise CLIError(f"--label-column: only for .csv files, not {BUNDLED!r}; drop it.")
+    try:
+        X, y = load_digits_1v7(split="train", test_size=test_size)
+        X_test, y_test = load_digits_1v7(split="test", test_size=test_size)
+    except ValueError as exc:
+        raise CLIError(f"--test-size {test_size:g}: {exc}") from exc
+    train = Table(X=X, y=y, names=None, source=BUNDLED, row_meaning="")
+    return train, replace(train, X=X_test, y=y_test)
+
+
 def load_data(args):
-    """Return ``X, y, X_test, y_test`` for the ``--data`` argument.
+    """Return the training and held-out rows for ``--data``, and where the held-out rows are.
 
     Parameters
     ----------
@@ -239,25 +254,28 @@ def load_data(args):
     -------
     X, y, X_test, y_test : ndarray
         Training and held-out rows, labels in {-1, +1}.
+    held_out : str
+        Which rows are held out, for the printed summary.
     """
     test_size = DEFAULT_TEST_SIZE if args.test_size is None else args.test_size
     if args.data == BUNDLED:
-        from sklearn_certify.datasets import load_digits_1v7
-
-        if args.label_column is not None:
-            raise CLIError(f"--label-column: only for .csv files, not {BUNDLED!r}; drop it.")
-        X, y = load_digits_1v7(split="train", test_size=test_size)
-        X_test, y_test = load_digits_1v7(split="test", test_size=test_size)
-        return X, y, X_test, y_test
-    train, test = _file_tables(args)
+        train, test = _bundled_tables(args, test_size)
+        held_out = f"the fixed stratified {test_size:g} split of {BUNDLED} (--test-size)"
+    else:
+        train, test = _file_tables(args)
+        held_out = test.source if test is not None else ""
     if test is None:
-        fit, held_out, _ = random_split(train.y, test_size, args.seed)
-        test = replace(train, X=train.X[held_out], y=train.y[held_out])
+        fit, rows, how = random_split(train.y, test_size, args.seed)
+        held_out = (
+            f"a {how} {rows.size} of the {train.y.shape[0]} rows of {train.source} "
+            f"(--test-size {test_size:g}, --seed {args.seed})"
+        )
+        test = replace(train, X=train.X[rows], y=train.y[rows])
         train = replace(train, X=train.X[fit], y=train.y[fit])
-    elif args.test_size is not None:
+    elif args.test_size is not None and args.data != BUNDLED:
         raise CLIError("--test-size: only for splitting --data when it has no X_test; drop it.")
     y = _check_signs(train.y, "training", 2)
-    return train.X, y, test.X, _check_signs(test.y, "held-out", 0)
+    return train.X, y, test.X, _check_signs(test.y, "held-out", 0), held_out
 
 
 def _print_curve(curve, loss: str) -> None:
@@ -302,7 +320,7 @@ def run(args) -> int:
     from sklearn_certify.convex import SphereSlabDefense, bound_curve
     from sklearn_certify.plotting import plot_bound_curve
 
-    X, y, X_test, y_test = load_data(args)
+    X, y, X_test, y_test, held_out = load_data(args)
     inputs = [] if args.data == BUNDLED else [("--data", Path(args.data))]
     paths = prepare_out_dir(args.out, BOUND_OUTPUTS, inputs)
     curve = bound_curve(
@@ -329,6 +347,7 @@ def run(args) -> int:
     ax.figure.savefig(paths["png"], dpi=120)
     plt.close(ax.figure)
     _print_curve(curve, args.loss)
+    print(f"Test loss and error are measured on {held_out}.")
     for path in paths.values():
         print(f"wrote {path}")
     return 0
