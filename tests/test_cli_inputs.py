@@ -157,3 +157,11 @@ def test_npz_that_is_not_an_archive(tmp_path, capsys, no_fit):
     with open(single, "wb") as f:
         np.save(f, np.zeros(3))
     assert "single .npy array" in user_error(_certify(single, tmp_path / "out"), capsys)
+
+
+def test_npz_with_boolean_features(tmp_path, capsys):
+    data = _npz(tmp_path / "d.npz", X=np.eye(20, 4, dtype=bool), y=np.arange(20) % 2)
+    code, _, err = run_cli(
+        ["certify", "--data", data, "--out", tmp_path / "o", "--n-partitions", "2"], capsys
+    )
+    assert code == 0, err

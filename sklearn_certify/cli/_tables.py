@@ -295,7 +295,7 @@ def _load_arrays(path: Path, option: str, keys: list[str]) -> dict[str, np.ndarr
 
 
 def _check_features(X: np.ndarray, key: str, path: Path, option: str) -> np.ndarray:
-    if not (np.issubdtype(X.dtype, np.integer) or np.issubdtype(X.dtype, np.floating)):
+    if not (X.dtype == bool or any(np.issubdtype(X.dtype, t) for t in (np.integer, np.floating))):
         raise CLIError(
             f"{option} {path}: array {key!r} has dtype {X.dtype}; features must be numbers."
         )
