@@ -13,7 +13,6 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from sklearn_certify.cli import build_parser, main
-from sklearn_certify.cli.certify import load_table
 from sklearn_certify.datasets import load_digits
 
 
@@ -51,9 +50,10 @@ def _check_demo_outputs(out, n_test):
 
 
 def test_demo_quick(tmp_path, capsys):
-    assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
-    printed = capsys.readouterr().out
+    assert main(["demo", "--quick", "--verbose", "--out", str(tmp_path)]) == 0
+    printed, err = capsys.readouterr()
     assert "radius  certified_accuracy" in printed
+    assert "training chunks" in err  # --verbose: the engine's progress bar
     summary = _check_demo_outputs(tmp_path, 100)
     assert summary["n_partitions"] == 5 and summary["clean_accuracy"] > 0.5
 
@@ -87,7 +87,7 @@ def test_certify_npz_with_test_arrays(tmp_path, capsys):
     X_test, y_test = load_digits(split="test")
     data = tmp_path / "digits.npz"
     np.savez(data, X=X, y=y, X_test=X_test[:60], y_test=y_test[:60])
-    out = tmp_path / "certs.csv"
+    out = tmp_path / "certs"
     code = main(
         [
             "certify",
@@ -104,13 +104,15 @@ def test_certify_npz_with_test_arrays(tmp_path, capsys):
         ]
     )
     assert code == 0
-    rows = _read_csv(out)
-    assert len(rows) == 60
+    rows = _read_csv(out / "certificates.csv")
+    assert len(rows) == 60 and [int(r["row"]) for r in rows] == list(range(60))
     assert {"row", "prediction", "radius", "abstain", "label", "correct", "votes_0"} <= set(rows[0])
     radius = np.array([int(r["radius"]) for r in rows])
     votes = np.array([[int(r[f"votes_{c}"]) for c in range(10)] for r in rows])
     assert np.all(votes.sum(axis=1) == 11) and np.all(radius <= 5)
-    assert "certified_accuracy" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "all 60 rows of X_test of digits.npz" in printed
+    assert "index into array 'X_test' of digits.npz" in printed
 
 
 def test_certify_csv_with_string_labels_and_label_column(tmp_path):
@@ -122,7 +124,7 @@ def test_certify_csv_with_string_labels_and_label_column(tmp_path):
         writer.writerow(["digit", *[f"p{j}" for j in range(64)]])
         for label, row in zip(names, X, strict=True):
             writer.writerow([label, *row.tolist()])
-    out = tmp_path / "certs.csv"
+    out = tmp_path / "certs"
     args = [
         "certify",
         "--data",
@@ -137,30 +139,13 @@ def test_certify_csv_with_string_labels_and_label_column(tmp_path):
         str(out),
     ]
     assert main(args) == 0
-    rows = _read_csv(out)
+    rows = _read_csv(out / "certificates.csv")
     assert len(rows) == int(np.ceil(0.25 * len(y)))
     assert {r["prediction"] for r in rows} <= {"one", "seven"}
+    assert {"votes_one", "votes_seven", "radius_unit"} <= set(rows[0])
+    assert {r["radius_unit"] for r in rows} == {"label_flips"}
     accuracy = np.mean([r["correct"] == "True" for r in rows])
     assert accuracy > 0.9
-
-
-def test_load_table_errors(tmp_path):
-    bad = tmp_path / "x.txt"
-    bad.write_text("1,2")
-    with pytest.raises(ValueError, match=r"\.npz or \.csv"):
-        load_table(bad)
-    with pytest.raises(FileNotFoundError):
-        load_table(tmp_path / "missing.csv")
-    npz = tmp_path / "d.npz"
-    np.savez(npz, features=np.zeros((3, 2)), labels=np.zeros(3))
-    with pytest.raises(ValueError, match="--x-key"):
-        load_table(npz)
-    X, _y, _, _ = load_table(npz, x_key="features", y_key="labels")
-    assert X.shape == (3, 2)
-    text = tmp_path / "t.csv"
-    text.write_text("a,b,label\nx,1,0\n")
-    with pytest.raises(ValueError, match="numeric"):
-        load_table(text)
 
 
 def test_help_lists_commands():

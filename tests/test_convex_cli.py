@@ -5,9 +5,10 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
+from sklearn_certify import plotting
 from sklearn_certify.cli import COMMAND_MODULES, main
+from tests._cli_helpers import user_error
 
 FAST = ["--max-iter", "100", "--epsilons", "0", "0.05"]
 
@@ -46,15 +47,41 @@ def test_bound_on_npz_and_csv(tmp_path):
     assert len(_read(tmp_path / "csv" / "bound_curve.csv")) == 2
 
 
-def test_bound_errors(tmp_path):
+def test_bound_errors(tmp_path, capsys):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "bad.npz", X=rng.normal(size=(20, 2)), y=np.repeat([0, 1], 10))
-    with pytest.raises(ValueError, match=r"np.where"):
-        main(["bound", "--data", str(tmp_path / "bad.npz"), "--out", str(tmp_path), *FAST])
-    with pytest.raises(SystemExit, match="no such file"):
-        main(["bound", "--data", str(tmp_path / "missing.npz")])
-    with pytest.raises(ValueError, match=r"\[0, 1\)"):
-        main(["bound", "--epsilons", "1.2", "--out", str(tmp_path)])
+    line = user_error(["bound", "--data", tmp_path / "bad.npz", "--out", tmp_path, *FAST], capsys)
+    assert "labels must be -1 and +1" in line
+    line = user_error(["bound", "--data", tmp_path / "missing.npz"], capsys)
+    assert "no such file" in line
+    line = user_error(["bound", "--epsilons", "1.2", "--out", tmp_path], capsys)
+    assert "--epsilons: expected a number in [0, 1)" in line
+    for extreme in ("0.001", "0.99"):  # the bundled split leaves a side without both classes
+        line = user_error(["bound", "--test-size", extreme, "--out", tmp_path, *FAST], capsys)
+        assert "--test-size" in line
+
+
+def test_bound_says_what_the_number_bounds(tmp_path, capsys, monkeypatch):
+    """U* bounds the poisoned training loss under the oracle defence, not the test loss."""
+    titles = []
+    original = plotting.plot_bound_curve
+
+    def record(curve, **kwargs):
+        titles.append(kwargs["title"])
+        return original(curve, **kwargs)
+
+    monkeypatch.setattr(plotting, "plot_bound_curve", record)
+    assert main(["bound", "--out", str(tmp_path), *FAST]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "U* is a certified upper bound on the poisoned TRAINING loss" in printed
+    assert "ORACLE sphere+slab defence" in printed and "Steinhardt, Koh & Liang 2017" in printed
+    assert "It is not a bound on test loss" in printed
+    assert "the defence removes no clean points, the training set is large" in printed
+    assert "test loss exceeds U*" in printed  # digits: the attacked test loss sits above U*
+    assert "measured on the fixed stratified 0.25 split of digits-1v7" in printed
+    assert titles == [
+        "U* bounds the poisoned training loss\n(oracle sphere+slab defence, digits-1v7)"
+    ]
 
 
 def test_module_entry_point_help():

@@ -1,24 +1,61 @@
 """``python -m sklearn_certify certify``: certify a method on your own data.
 
-Reads features and labels from a ``.npz`` file (arrays ``X`` and ``y``, and
-optionally ``X_test`` and ``y_test``) or a ``.csv`` file with a header row
-(one label column, every other column a numeric feature), fits the chosen
-method, certifies the test rows and writes one certificate per row as CSV.
-Without separate test data a stratified split of the input is certified.
+Reads training rows from ``--data`` (file formats: :mod:`sklearn_certify.cli._tables`),
+certifies the rows of ``--test-data``, else the ``X_test`` arrays of an
+``.npz`` ``--data``, else a random ``--test-size`` split of ``--data``, and
+writes into the ``--out`` folder ``certificates.csv`` (one line per certified
+row; its ``row`` column locates the row in its input file) and, when the
+certified rows have labels, the certified-accuracy curve
+(``certified_accuracy.csv``, ``.json``, ``.png``). Every input and option is
+checked before any training.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["BASE_ESTIMATORS", "add_parser", "load_table", "run"]
+from sklearn_certify.cli._outputs import (
+    CERTIFICATE_OUTPUTS,
+    UNIT_WORDS,
+    accuracy_summary,
+    curve_title,
+    prepare_out_dir,
+    write_certificates,
+    write_curve,
+)
+from sklearn_certify.cli._parser import (
+    CLIError,
+    n_jobs,
+    open_fraction,
+    out_folder,
+    positive_int,
+    seed,
+)
+from sklearn_certify.cli._tables import (
+    Table,
+    align_columns,
+    check_input_file,
+    integer_labels,
+    load_csv,
+    load_npz,
+    random_split,
+)
+
+__all__ = ["BASE_ESTIMATORS", "add_parser", "run"]
 
 #: Base estimators the command line can build (each preprocesses inside the member: sound).
 BASE_ESTIMATORS = ("ridge", "logreg", "tree", "knn")
+
+DEFAULT_LABEL_COLUMN = "label"
+DEFAULT_TEST_SIZE = 0.25
+DEFAULT_OUT = Path("sklearn_certify_certify")
+
+#: Largest pixel value ``--hash pixel_sum`` accepts.
+_MAX_PIXEL = 255
 
 
 def _base_estimator(name: str):
@@ -28,219 +65,384 @@ def _base_estimator(name: str):
     from sklearn.preprocessing import StandardScaler
     from sklearn.tree import DecisionTreeClassifier
 
-    if name == "ridge":
-        return make_pipeline(StandardScaler(), RidgeClassifier())
-    if name == "logreg":
-        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-    if name == "tree":
-        return DecisionTreeClassifier()
-    if name == "knn":
-        return make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=1))
-    raise ValueError(f"--base must be one of {BASE_ESTIMATORS}, got {name!r}.")
+    return {
+        "ridge": lambda: make_pipeline(StandardScaler(), RidgeClassifier()),
+        "logreg": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
+        "tree": DecisionTreeClassifier,
+        "knn": lambda: make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=1)),
+    }[name]()
 
 
-def load_table(path, *, label_column=None, x_key: str = "X", y_key: str = "y"):
-    """Load ``(X, y, X_test, y_test)`` from ``.npz`` or ``.csv`` (test parts may be None).
-
-    Parameters
-    ----------
-    path : str or Path
-        ``.npz`` with arrays ``x_key`` and ``y_key`` (and optionally
-        ``<x_key>_test`` / ``<y_key>_test``), or ``.csv`` with a header row.
-    label_column : str or int, default=None
-        CSV only: name or 0-based index of the label column; ``None`` means a
-        column named ``label`` if present, otherwise the last column.
-    x_key, y_key : str, default="X", "y"
-        NPZ only: names of the feature and label arrays.
-
-    Returns
-    -------
-    X, y, X_test, y_test : ndarrays (``X_test`` and ``y_test`` may be None)
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "d.csv")
-    >>> _ = open(path, "w").write("a,b,label\\n1,2,cat\\n3,4,dog\\n")
-    >>> X, y, _, _ = load_table(path)
-    >>> X.tolist(), y.tolist()
-    ([[1.0, 2.0], [3.0, 4.0]], ['cat', 'dog'])
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"--data file {str(path)!r} does not exist.")
-    suffix = path.suffix.lower()
-    if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in (x_key, y_key) if k not in data.files]
-            if missing:
-                raise ValueError(
-                    f"{path.name} has arrays {data.files} but not {missing}; pass --x-key/--y-key "
-                    "with the names of the feature and label arrays."
-                )
-            X, y = data[x_key], data[y_key]
-            tx, ty = f"{x_key}_test", f"{y_key}_test"
-            X_test = data[tx] if tx in data.files else None
-            y_test = data[ty] if ty in data.files else None
-        return X, y, X_test, y_test
-    if suffix == ".csv":
-        with path.open(newline="") as f:
-            rows = list(csv.reader(f))
-        if len(rows) < 2:
-            raise ValueError(f"{path.name} needs a header row and at least one data row.")
-        header, body = rows[0], rows[1:]
-        if label_column is None:
-            col = header.index("label") if "label" in header else len(header) - 1
-        elif isinstance(label_column, int) or str(label_column).lstrip("-").isdigit():
-            col = int(label_column) % len(header)
-        elif label_column in header:
-            col = header.index(label_column)
-        else:
-            raise ValueError(
-                f"--label-column {label_column!r} is not a column of {path.name}: {header}."
-            )
-        y = np.array([r[col] for r in body])
-        try:
-            X = np.array([[float(v) for j, v in enumerate(r) if j != col] for r in body])
-        except ValueError as exc:
-            raise ValueError(
-                f"every column of {path.name} except the label column must be numeric ({exc}); "
-                "choose the label column with --label-column."
-            ) from exc
-        # Integer-looking labels become integers.
-        try:
-            y_int = y.astype(np.int64)
-            if np.all(y_int.astype(str) == y):
-                y = y_int
-        except ValueError:
-            pass
-        return X, y, None, None
-    raise ValueError(f"--data must be a .npz or .csv file, got {path.name!r}.")
-
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register the ``certify`` sub-command."""
-    parser = subparsers.add_parser(
-        "certify",
-        help="Fit a certified method on your .npz/.csv data and write per-row certificates.",
-        description=(
-            "Fit a certified classifier on FILE (.npz with arrays X, y [, X_test, y_test] or "
-            ".csv with a header and a label column) and write one certificate per test row."
-        ),
-    )
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--method",
-        choices=("dpa",),
-        default="dpa",
-        help="certification method (default: %(default)s)",
+        "--data",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="training rows: a .csv file whose first line is a header naming the columns (the "
+        "label column is found by name, see --label-column; every other column is a numeric "
+        "feature) or a .npz file with arrays X and y (see --x-key, --y-key) and optionally "
+        "X_test and y_test, which are then the rows certified",
     )
-    parser.add_argument("--data", required=True, type=Path, help="input .npz or .csv file")
     parser.add_argument(
         "--test-data",
         type=Path,
         default=None,
-        help="separate .npz/.csv file whose rows are certified",
+        metavar="FILE",
+        help="rows to certify, in the format of --data: a .csv whose columns are matched to "
+        "those of --data by header name, in any order (its label column is optional; with it "
+        "accuracies are reported), or a .npz with the --x-key array (and optionally --y-key). "
+        "Default: the X_test arrays of a .npz --data, else a random --test-size split of --data",
     )
     parser.add_argument(
         "--label-column",
         default=None,
-        help="CSV label column name or 0-based index (default: 'label' or the last)",
+        metavar="NAME",
+        help=".csv only: header name of the label column (default: "
+        f"{DEFAULT_LABEL_COLUMN!r}); columns are never picked by position",
     )
-    parser.add_argument("--x-key", default="X", help="NPZ features array (default: %(default)s)")
-    parser.add_argument("--y-key", default="y", help="NPZ labels array (default: %(default)s)")
+    parser.add_argument(
+        "--x-key", default=None, metavar="NAME", help=".npz only: feature array (default: X)"
+    )
+    parser.add_argument(
+        "--y-key", default=None, metavar="NAME", help=".npz only: label array (default: y)"
+    )
     parser.add_argument(
         "--test-size",
-        type=float,
-        default=0.25,
-        help="fraction certified when no test data is given (default: %(default)s)",
+        type=open_fraction,
+        default=None,
+        metavar="FRACTION",
+        help="only without test rows: fraction of the --data rows held out at random (seeded "
+        "by --seed, stratified by label when every class has 2 rows) and certified; the rest "
+        f"train the members (default: {DEFAULT_TEST_SIZE})",
     )
-    parser.add_argument("--n-partitions", type=int, default=50, help="DPA k (default: %(default)s)")
+
+
+def _add_method_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--spread", type=int, default=1, help="Finite Aggregation spread d (default: %(default)s)"
+        "--method",
+        choices=("dpa",),
+        default="dpa",
+        help="certification method: dpa = Deep Partition Aggregation, Finite Aggregation "
+        "with --spread > 1 (default: %(default)s)",
     )
-    parser.add_argument("--election", choices=("plurality", "runoff"), default="plurality")
-    parser.add_argument("--threat-model", choices=("general", "label_flip"), default="general")
-    parser.add_argument("--hash", choices=("digest", "pixel_sum"), default="digest")
+    parser.add_argument(
+        "--n-partitions",
+        type=positive_int,
+        default=50,
+        metavar="K",
+        help="number of partitions k, at most the number of training rows; each member "
+        "trains on about 1/k of them and radii reach about k/2 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--spread",
+        type=positive_int,
+        default=1,
+        metavar="D",
+        help="Finite Aggregation spread d: each training row trains d of the k*d members; "
+        "1 is plain DPA; --threat-model general only (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--election",
+        choices=("plurality", "runoff"),
+        default="plurality",
+        help="how the members' outputs are combined: plurality vote, or the run-off election "
+        "of Rezaei et al. 2023 over the members' scores (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--threat-model",
+        choices=("general", "label_flip"),
+        default="general",
+        help="what the attacker may do and the radius counts: general = insert and delete "
+        "training rows (radius: inserted+deleted training rows); label_flip = only flip "
+        "training labels, the features are trusted (SS-DPA; radius: flipped training "
+        "labels) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--hash",
+        choices=("digest", "pixel_sum"),
+        default=None,
+        help="--threat-model general only: how a training row's partition is chosen from its "
+        "features: digest = SHA-256 of the row (any numbers), pixel_sum = sum of the row "
+        "modulo k*d as in the official DPA code (integer features 0..255) (default: digest)",
+    )
     parser.add_argument(
         "--base",
         choices=BASE_ESTIMATORS,
         default="ridge",
-        help="base estimator per partition (default: %(default)s)",
+        help="estimator trained on each partition: ridge = standardize + RidgeClassifier, "
+        "logreg = standardize + LogisticRegression, tree = DecisionTreeClassifier, knn = "
+        "standardize + 1-nearest neighbour; each member fits its own scaler "
+        "(default: %(default)s)",
     )
-    parser.add_argument("--n-jobs", type=int, default=None, help="parallel jobs for training")
-    parser.add_argument("--seed", type=int, default=0, help="random_state (default: %(default)s)")
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register the ``certify`` sub-command.
+
+    Parameters
+    ----------
+    subparsers : argparse subparsers action
+        From ``parser.add_subparsers()``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The sub-command's parser.
+    """
+    parser = subparsers.add_parser(
+        "certify",
+        help="fit a certified method on your .csv/.npz data and write per-row certificates",
+        description=(
+            "Fit a certified classifier on --data and write one certificate per certified row "
+            "into the --out folder: certificates.csv (its 'row' column locates each row in its "
+            "input file) and, when those rows have labels, the certified accuracy against the "
+            "attack size (certified_accuracy.csv, .json, .png)."
+        ),
+    )
+    _add_data_options(parser)
+    _add_method_options(parser)
+    parser.add_argument(
+        "--n-jobs",
+        type=n_jobs,
+        default=None,
+        metavar="N",
+        help="parallel jobs training the members (joblib; -1: all cores; default: 1)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=seed,
+        default=0,
+        help="seeds the members and the --test-size split (default: %(default)s)",
+    )
     parser.add_argument(
         "--out",
-        type=Path,
-        default=Path("certificates.csv"),
-        help="per-row certificate CSV (default: %(default)s)",
+        type=out_folder,
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help="output folder, created if missing (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="show a progress bar while the members train"
     )
     parser.set_defaults(func=run)
     return parser
 
 
-def run(args) -> int:
-    """Fit, certify and write the per-row certificates; returns the exit status."""
-    from sklearn.model_selection import train_test_split
+def _check_options(args) -> None:
+    """Refuse option combinations that would be silently ignored."""
+    if args.threat_model == "label_flip" and args.spread != 1:
+        raise CLIError(
+            f"--spread {args.spread} needs --threat-model general (label_flip deals rows "
+            "round-robin, one partition each); drop --spread or use --threat-model general."
+        )
+    if args.threat_model == "label_flip" and args.hash is not None:
+        raise CLIError(
+            "--hash applies to --threat-model general only (label_flip deals rows "
+            "round-robin); drop --hash."
+        )
 
-    from sklearn_certify import DPAClassifier
-    from sklearn_certify.metrics import certified_accuracy_curve
 
-    X, y, X_test, y_test = load_table(
-        args.data, label_column=args.label_column, x_key=args.x_key, y_key=args.y_key
-    )
+def _refuse(args, options: tuple[str, ...], reason: str) -> None:
+    given = [o for o in options if getattr(args, o.lstrip("-").replace("-", "_")) is not None]
+    if given:
+        raise CLIError(f"{', '.join(given)}: {reason}; drop {'them' if len(given) > 1 else 'it'}.")
+
+
+def _read_csv_inputs(args) -> tuple[Table, Table | None]:
+    _refuse(args, ("--x-key", "--y-key"), "only for .npz files")
+    label = args.label_column or DEFAULT_LABEL_COLUMN
+    train = load_csv(args.data, "--data", label, labels_required=True)
+    test = None
     if args.test_data is not None:
-        X_test, y_test, _, _ = load_table(
-            args.test_data, label_column=args.label_column, x_key=args.x_key, y_key=args.y_key
+        test = load_csv(args.test_data, "--test-data", label, labels_required=False)
+        test = align_columns(train, test, "--test-data")
+    y, y_test = integer_labels(train.y, None if test is None else test.y)
+    return replace(train, y=y), None if test is None else replace(test, y=y_test)
+
+
+def _read_npz_inputs(args) -> tuple[Table, Table | None]:
+    _refuse(args, ("--label-column",), "only for .csv files")
+    x_key, y_key = args.x_key or "X", args.y_key or "y"
+    train, test = load_npz(args.data, "--data", x_key, y_key, labels_required=True)
+    if args.test_data is None:
+        return train, test
+    if test is not None:
+        raise CLIError(
+            f"--data {args.data} holds its own test arrays ({test.source}) and --test-data is "
+            "given too; drop one of them."
         )
-    if X_test is None:
-        _, counts = np.unique(y, return_counts=True)
-        stratify = y if counts.min() >= 2 else None
-        X, X_test, y, y_test = train_test_split(
-            X, y, test_size=args.test_size, stratify=stratify, random_state=args.seed
+    test, extra = load_npz(args.test_data, "--test-data", x_key, y_key, labels_required=False)
+    if extra is not None:
+        raise CLIError(
+            f"--test-data {args.test_data} holds test arrays ({x_key}_test) too; certify "
+            f"certifies its {x_key!r} array (labels: {y_key!r}), so save just those."
         )
-        source = f"a {args.test_size:.0%} split of {args.data.name}"
-    else:
-        source = str(args.test_data.name if args.test_data else f"{args.data.name} (test arrays)")
-    clf = DPAClassifier(
+    return train, align_columns(train, test, "--test-data")
+
+
+def _read_inputs(args) -> tuple[Table, Table | None]:
+    """The training rows and the test rows, if any, with the same columns in the same order."""
+    kind = check_input_file(args.data, "--data")
+    if args.test_data is not None and check_input_file(args.test_data, "--test-data") != kind:
+        raise CLIError(
+            f"--test-data {args.test_data} must be a {kind} file like --data {args.data}; "
+            "columns are matched by header name (.csv) or position (.npz)."
+        )
+    train, test = _read_csv_inputs(args) if kind == ".csv" else _read_npz_inputs(args)
+    if test is not None:
+        _refuse(args, ("--test-size",), "only for splitting --data when there are no test rows")
+    return train, test
+
+
+@dataclass(frozen=True)
+class _Split:
+    """Training rows, certified rows and where the certified rows come from."""
+
+    X: np.ndarray
+    y: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray | None
+    rows: np.ndarray
+    description: str
+    row_meaning: str
+
+
+def _split(args, train: Table, test: Table | None) -> _Split:
+    if test is not None:
+        return _Split(
+            train.X,
+            train.y,
+            test.X,
+            test.y,
+            np.arange(test.X.shape[0]),
+            f"all {test.X.shape[0]} rows of {test.source}",
+            test.row_meaning,
+        )
+    test_size = DEFAULT_TEST_SIZE if args.test_size is None else args.test_size
+    fit_rows, test_rows, how = random_split(train.y, test_size, args.seed)
+    description = (
+        f"a {how} {test_rows.size} of the {train.y.shape[0]} rows of {train.source} "
+        f"(--test-size {test_size:g}, --seed {args.seed}); the other {fit_rows.size} trained "
+        "the members"
+    )
+    return _Split(
+        train.X[fit_rows],
+        train.y[fit_rows],
+        train.X[test_rows],
+        train.y[test_rows],
+        test_rows,
+        description,
+        train.row_meaning,
+    )
+
+
+def _check_training_rows(args, X: np.ndarray) -> None:
+    if args.n_partitions > X.shape[0]:
+        raise CLIError(
+            f"--n-partitions {args.n_partitions} is more than the {X.shape[0]} training rows; "
+            "use at most that many (typically far fewer, so each member sees enough rows)."
+        )
+    if args.hash == "pixel_sum" and not np.all((X >= 0) & (X <= _MAX_PIXEL) & (X == np.round(X))):
+        raise CLIError(
+            "--hash pixel_sum needs integer features in 0..255 (raw 8-bit pixels); use "
+            "--hash digest for other data."
+        )
+
+
+def _classifier(args):
+    from sklearn_certify import DPAClassifier
+
+    return DPAClassifier(
         _base_estimator(args.base),
         n_partitions=args.n_partitions,
         spread=args.spread,
         election=args.election,
         threat_model=args.threat_model,
-        hash=args.hash,
+        hash=args.hash or "digest",
         random_state=args.seed,
         n_jobs=args.n_jobs,
+        verbose=int(args.verbose),
     )
-    clf.fit(X, y)
-    cert = clf.certify(X_test)
-    columns = cert.to_dict()
-    names = list(columns)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", newline="") as f:
-        writer = csv.writer(f)
-        header = ["row", *names] + (["label", "correct"] if y_test is not None else [])
-        writer.writerow(header)
-        for i in range(len(cert)):
-            row = [
-                i,
-                *(
-                    columns[n][i].item() if hasattr(columns[n][i], "item") else columns[n][i]
-                    for n in names
-                ),
-            ]
-            if y_test is not None:
-                label = y_test[i].item() if hasattr(y_test[i], "item") else y_test[i]
-                row += [label, bool(cert.prediction[i] == y_test[i])]
-            writer.writerow(row)
+
+
+def _summary(args, split: _Split, cert) -> dict:
+    from sklearn_certify.metrics import certified_accuracy, median_certified_radius
+
+    median = median_certified_radius(split.y_test, cert)
+    return {
+        "method": "dpa" if args.spread == 1 else "finite_aggregation",
+        "election": args.election,
+        "threat_model": args.threat_model,
+        "base": args.base,
+        "n_partitions": args.n_partitions,
+        "spread": args.spread,
+        "seed": args.seed,
+        "data": str(args.data),
+        "certified_rows": split.description,
+        "row_column": split.row_meaning,
+        "n_train": int(split.X.shape[0]),
+        "n_test": len(cert),
+        "unit": cert.unit,
+        "clean_accuracy": certified_accuracy(split.y_test, cert),
+        "median_certified_radius": None if np.isnan(median) else median,
+    }
+
+
+def _write(args, paths, clf, cert, split: _Split) -> list[Path]:
+    """Write the certificates and, with labels, the curve; return the files written."""
+    from sklearn_certify.metrics import certified_accuracy_curve
+
+    write_certificates(paths["certificates"], cert, split.rows, clf.classes_, split.y_test)
+    if split.y_test is None:
+        for kind in ("csv", "json", "png"):  # a curve of an earlier run would not match
+            paths[kind].unlink(missing_ok=True)
+        return [paths["certificates"]]
+    radii, accuracy = certified_accuracy_curve(split.y_test, cert)
+    title = curve_title(args.n_partitions, args.spread, args.election, args.data.name)
+    write_curve(paths, radii, accuracy, _summary(args, split, cert), unit=cert.unit, title=title)
+    return [paths[kind] for kind in CERTIFICATE_OUTPUTS]
+
+
+def _report(args, cert, split: _Split, written: list[Path]) -> None:
+    print(f"Certified {split.description}.")
     print(
-        f"Certified {len(cert)} rows of {source} with DPA (k={args.n_partitions}, "
-        f"spread={args.spread}, {args.election}, {args.threat_model}); radius unit: {cert.unit}."
+        f"DPA: k={args.n_partitions}, spread {args.spread}, {args.election} election, threat "
+        f"model {args.threat_model}; radius unit: {UNIT_WORDS[cert.unit]}."
     )
-    if y_test is not None:
-        radii, accuracy = certified_accuracy_curve(y_test, cert)
-        print("radius  certified_accuracy")
-        for r, a in zip(radii, accuracy, strict=True):
-            print(f"{int(r):>6}  {a:>18.4f}")
-    print(f"wrote {args.out}")
+    if split.y_test is None:
+        print(
+            f"No labels for the certified rows, so no accuracy; median radius "
+            f"{np.median(cert.radius):g}, {int(cert.abstain.sum())} abstention(s)."
+        )
+    else:
+        print(accuracy_summary(split.y_test, cert) + ".")
+    print(f"The 'row' column of certificates.csv is the {split.row_meaning}.")
+    for path in written:
+        print(f"wrote {path}")
+
+
+def run(args) -> int:
+    """Check everything, fit, certify, write the outputs and print a summary.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options of the ``certify`` sub-command.
+
+    Returns
+    -------
+    int
+        Exit status 0 (errors raise :class:`~sklearn_certify.cli._parser.CLIError`).
+    """
+    _check_options(args)
+    train, test = _read_inputs(args)
+    inputs = [("--data", args.data)] + ([("--test-data", args.test_data)] if args.test_data else [])
+    paths = prepare_out_dir(args.out, CERTIFICATE_OUTPUTS, inputs)
+    split = _split(args, train, test)
+    _check_training_rows(args, split.X)
+    clf = _classifier(args).fit(split.X, split.y)
+    cert = clf.certify(split.X_test)
+    written = _write(args, paths, clf, cert, split)
+    _report(args, cert, split, written)
     return 0

@@ -2,15 +2,15 @@
 
 Trains :class:`~sklearn_certify.DPAClassifier` with a small skorch CNN per
 partition through the vectorized ensemble engine, certifies the test split,
-prints the certified-accuracy table (attack size 0..max) and writes it as CSV
-and JSON together with a PNG curve and the per-sample certificates.
+prints the certified-accuracy table (attack size 0..max) and writes into the
+``--out`` folder the per-sample certificates (``certificates.csv``, whose
+``row`` column indexes ``load_digits(split="test")``) and the curve as CSV,
+JSON and PNG (``certified_accuracy.*``).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import time
 from pathlib import Path
 
@@ -18,7 +18,22 @@ import numpy as np
 import torch
 from torch import nn
 
+from sklearn_certify.cli._outputs import (
+    CERTIFICATE_OUTPUTS,
+    accuracy_summary,
+    curve_title,
+    prepare_out_dir,
+    write_certificates,
+    write_curve,
+)
+from sklearn_certify.cli._parser import CLIError, out_folder, positive_int, seed
+
 __all__ = ["DigitsCNN", "add_parser", "make_digits_net", "run"]
+
+#: ``--quick`` settings: partitions, epochs, training rows, test rows.
+QUICK = {"n_partitions": 5, "epochs": 10, "n_train": 400, "n_test": 100}
+#: Settings without ``--quick``.
+FULL = {"n_partitions": 30, "epochs": 30}
 
 
 class DigitsCNN(nn.Module):
@@ -101,49 +116,97 @@ def make_digits_net(
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register the ``demo`` sub-command."""
+    """Register the ``demo`` sub-command.
+
+    Parameters
+    ----------
+    subparsers : argparse subparsers action
+        From ``parser.add_subparsers()``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The sub-command's parser.
+    """
     parser = subparsers.add_parser(
         "demo",
-        help="DPA with a small CNN on the bundled digits: certified-accuracy table and figure.",
+        help="DPA with a small CNN on the bundled digits: certified-accuracy table and figure",
         description=(
             "Train DPAClassifier (one small skorch CNN per partition, vectorized engine) on "
-            "scikit-learn's bundled digits, certify the test split and write the certified "
-            "accuracy against the number of poisoned training samples (CSV, JSON, PNG)."
+            "scikit-learn's bundled digits, certify the test split and write into the --out "
+            "folder the certified accuracy against the number of inserted+deleted training "
+            "rows (certified_accuracy.csv, .json, .png) and the per-sample certificates "
+            "(certificates.csv; its 'row' column indexes the 450 test digits)."
         ),
     )
     parser.add_argument(
         "--out",
-        default="sklearn_certify_demo",
-        type=Path,
-        help="output folder (created if missing; default: %(default)s)",
+        default=Path("sklearn_certify_demo"),
+        type=out_folder,
+        metavar="DIR",
+        help="output folder, created if missing (default: %(default)s)",
     )
     parser.add_argument(
-        "--n-partitions", type=int, default=30, help="number of partitions k (default: %(default)s)"
+        "--n-partitions",
+        type=positive_int,
+        default=None,
+        metavar="K",
+        help=f"number of partitions k, one CNN each (default: {FULL['n_partitions']}; "
+        f"{QUICK['n_partitions']} with --quick)",
     )
     parser.add_argument(
-        "--epochs", type=int, default=30, help="training epochs per member (default: %(default)s)"
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help=f"training epochs per member (default: {FULL['epochs']}; {QUICK['epochs']} with "
+        "--quick)",
     )
     parser.add_argument(
         "--spread",
-        type=int,
+        type=positive_int,
         default=1,
-        help="Finite Aggregation spread d (default: %(default)s, plain DPA)",
+        metavar="D",
+        help="Finite Aggregation spread d: each digit trains d of the k*d members "
+        "(default: %(default)s, plain DPA)",
     )
     parser.add_argument(
         "--election",
         choices=("plurality", "runoff"),
         default="plurality",
-        help="vote aggregation (default: %(default)s)",
+        help="how the members' outputs are combined: plurality vote, or the run-off election "
+        "of Rezaei et al. 2023 over the members' scores (default: %(default)s)",
     )
-    parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="random_state (default: %(default)s)")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device the members train on, e.g. cuda (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed", type=seed, default=0, help="seeds the members (default: %(default)s)"
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="tiny setting for smoke tests: 10 partitions, 3 epochs, 300 rows",
+        help=f"tiny setting for smoke tests: the first {QUICK['n_train']} training and "
+        f"{QUICK['n_test']} test digits, and unless given, --n-partitions "
+        f"{QUICK['n_partitions']} and --epochs {QUICK['epochs']}",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="show a progress bar while the members train"
     )
     parser.set_defaults(func=run)
     return parser
+
+
+def _check_device(name: str) -> None:
+    """Refuse a torch device that does not exist or is not available here."""
+    try:
+        torch.zeros(1, device=torch.device(name))
+    except (RuntimeError, AssertionError, ValueError) as exc:
+        raise CLIError(
+            f"--device {name!r} cannot be used here ({' '.join(str(exc).split())}); "
+            "use --device cpu."
+        ) from exc
 
 
 def _table(radii, accuracy) -> str:
@@ -152,114 +215,105 @@ def _table(radii, accuracy) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(out: Path, cert, y_true, radii, accuracy, summary: dict, *, title: str) -> dict:
-    """Write ``certified_accuracy.csv/.json/.png`` and ``certificates.csv`` into ``out``."""
-    import matplotlib
+def _digits(quick: bool):
+    from sklearn_certify.datasets import load_digits
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    X, y = load_digits(shape="image", split="train")
+    X_test, y_test = load_digits(shape="image", split="test")
+    if quick:
+        n, m = QUICK["n_train"], QUICK["n_test"]
+        X, y, X_test, y_test = X[:n], y[:n], X_test[:m], y_test[:m]
+    return X, y, X_test, y_test
 
-    from sklearn_certify.plotting import plot_certified_accuracy
 
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "csv": out / "certified_accuracy.csv",
-        "json": out / "certified_accuracy.json",
-        "png": out / "certified_accuracy.png",
-        "certificates": out / "certificates.csv",
+def _settings(args) -> tuple[int, int]:
+    defaults = QUICK if args.quick else FULL
+    k = defaults["n_partitions"] if args.n_partitions is None else args.n_partitions
+    epochs = defaults["epochs"] if args.epochs is None else args.epochs
+    return k, epochs
+
+
+def _fit_and_certify(clf, X, y, X_test):
+    """Fit, certify ``X_test``; return the certificate and the fit and certify seconds."""
+    start = time.perf_counter()
+    clf.fit(X, y)
+    fit_s = time.perf_counter() - start
+    start = time.perf_counter()
+    cert = clf.certify(X_test)
+    return cert, fit_s, time.perf_counter() - start
+
+
+def _summary(args, k: int, epochs: int, n_train: int, cert, y_test, times) -> dict:
+    from sklearn_certify.metrics import certified_accuracy, median_certified_radius
+
+    median = median_certified_radius(y_test, cert)
+    return {
+        "method": "dpa" if args.spread == 1 else "finite_aggregation",
+        "election": args.election,
+        "n_partitions": k,
+        "spread": args.spread,
+        "epochs": epochs,
+        "n_train": n_train,
+        "n_test": len(cert),
+        "unit": cert.unit,
+        "clean_accuracy": certified_accuracy(y_test, cert),
+        "median_certified_radius": None if np.isnan(median) else median,
+        "fit_seconds": round(times[0], 2),
+        "certify_seconds": round(times[1], 2),
+        "seed": args.seed,
+        "row_column": 'index into load_digits(split="test")',
     }
-    with paths["csv"].open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["radius", "certified_accuracy"])
-        writer.writerows([int(r), float(a)] for r, a in zip(radii, accuracy, strict=True))
-    payload = dict(summary)
-    payload["curve"] = {
-        "radius": [int(r) for r in radii],
-        "certified_accuracy": [float(a) for a in accuracy],
-    }
-    paths["json"].write_text(json.dumps(payload, indent=2))
-    columns = cert.to_dict()
-    names = list(columns)
-    with paths["certificates"].open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["row", "label", *names])
-        for i in range(len(cert)):
-            writer.writerow([i, _plain(y_true[i]), *(_plain(columns[n][i]) for n in names)])
-    ax = plot_certified_accuracy(
-        (radii, accuracy), xlabel=f"poisoned training {cert.unit}", title=title
-    )
-    ax.figure.tight_layout()
-    ax.figure.savefig(paths["png"], dpi=120)
-    plt.close(ax.figure)
-    return paths
-
-
-def _plain(value):
-    return value.item() if hasattr(value, "item") else value
 
 
 def run(args) -> int:
-    """Run the demo; returns the exit status."""
-    from sklearn_certify import DPAClassifier
-    from sklearn_certify.datasets import load_digits
-    from sklearn_certify.metrics import certified_accuracy_curve, median_certified_radius
+    """Run the demo.
 
-    k, epochs = args.n_partitions, args.epochs
-    X, y = load_digits(shape="image", split="train")
-    X_test, y_test = load_digits(shape="image", split="test")
-    if args.quick:
-        k, epochs = min(k, 5), min(epochs, 10)
-        X, y, X_test, y_test = X[:400], y[:400], X_test[:100], y_test[:100]
-    net = make_digits_net(max_epochs=epochs, device=args.device)
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options of the ``demo`` sub-command.
+
+    Returns
+    -------
+    int
+        Exit status 0 (errors raise :class:`~sklearn_certify.cli._parser.CLIError`).
+    """
+    from sklearn_certify import DPAClassifier
+    from sklearn_certify.metrics import certified_accuracy_curve
+
+    k, epochs = _settings(args)
+    _check_device(args.device)
+    X, y, X_test, y_test = _digits(args.quick)
+    if k > X.shape[0]:
+        raise CLIError(f"--n-partitions {k} is more than the {X.shape[0]} training digits.")
+    paths = prepare_out_dir(args.out, CERTIFICATE_OUTPUTS, [])
     clf = DPAClassifier(
-        net,
+        make_digits_net(max_epochs=epochs, device=args.device),
         n_partitions=k,
         spread=args.spread,
         election=args.election,
         engine="vectorized",
         random_state=args.seed,
+        verbose=int(args.verbose),
     )
     print(
         f"Training {k * args.spread} CNN members on {X.shape[0]} digits "
         f"({epochs} epochs each, vectorized engine, device={args.device}) ...",
         flush=True,
     )
-    start = time.perf_counter()
-    clf.fit(X, y)
-    fit_s = time.perf_counter() - start
-    start = time.perf_counter()
-    cert = clf.certify(X_test)
-    certify_s = time.perf_counter() - start
+    cert, *times = _fit_and_certify(clf, X, y, X_test)
     radii, accuracy = certified_accuracy_curve(y_test, cert)
-    clean = float(np.mean(cert.prediction == y_test))
-    median = median_certified_radius(y_test, cert)
-    members = clf.predict_members(X_test)
-    member_acc = float(np.mean(members == y_test[:, None]))
-    summary = {
-        "method": "dpa" if args.spread == 1 else "finite_aggregation",
-        "election": args.election,
-        "n_partitions": k,
-        "spread": args.spread,
-        "epochs": epochs,
-        "n_train": int(X.shape[0]),
-        "n_test": int(X_test.shape[0]),
-        "unit": cert.unit,
-        "clean_accuracy": clean,
-        "mean_member_accuracy": member_acc,
-        "median_certified_radius": None if np.isnan(median) else median,
-        "fit_seconds": round(fit_s, 2),
-        "certify_seconds": round(certify_s, 2),
-        "seed": args.seed,
-    }
+    member_acc = float(np.mean(clf.predict_members(X_test) == y_test[:, None]))
+    summary = _summary(args, k, epochs, X.shape[0], cert, y_test, times)
+    summary["mean_member_accuracy"] = member_acc
+    write_certificates(paths["certificates"], cert, np.arange(len(cert)), clf.classes_, y_test)
+    title = curve_title(k, args.spread, args.election, "digits")
+    write_curve(paths, radii, accuracy, summary, unit=cert.unit, title=title)
     print(_table(radii, accuracy))
     print(
-        f"clean accuracy {clean:.3f}, mean member accuracy {member_acc:.3f}, "
-        f"median certified radius {summary['median_certified_radius']} {cert.unit}; "
-        f"fit {fit_s:.1f} s, certify {certify_s:.2f} s"
+        f"{accuracy_summary(y_test, cert)}; mean member accuracy {member_acc:.3f}; "
+        f"fit {times[0]:.1f} s, certify {times[1]:.2f} s"
     )
-    paths = write_outputs(
-        args.out, cert, y_test, radii, accuracy, summary, title=f"DPA on digits, k={k}"
-    )
-    for kind, path in paths.items():
-        print(f"wrote {kind}: {path}")
+    for path in paths.values():
+        print(f"wrote {path}")
     return 0

@@ -1,0 +1,261 @@
+"""The ``--out`` folder: checked before any training, then filled with tables and figures.
+
+Every sub-command's ``--out`` is a folder (created if missing) into which it
+writes fixed file names: ``certificates.csv`` and ``certified_accuracy.{csv,
+json,png}`` (``demo``, ``certify``) or ``bound_curve.{csv,png}`` (``bound``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from sklearn_certify.cli._parser import CLIError
+
+__all__ = [
+    "CERTIFICATE_OUTPUTS",
+    "UNIT_WORDS",
+    "accuracy_summary",
+    "curve_title",
+    "prepare_out_dir",
+    "write_certificates",
+    "write_curve",
+]
+
+#: Files of ``demo`` and ``certify``: certificates, then the certified-accuracy curve.
+CERTIFICATE_OUTPUTS = {
+    "certificates": "certificates.csv",
+    "csv": "certified_accuracy.csv",
+    "json": "certified_accuracy.json",
+    "png": "certified_accuracy.png",
+}
+
+#: What a certificate's radius counts, in words.
+UNIT_WORDS = {
+    "samples": "inserted+deleted training rows",
+    "label_flips": "flipped training labels",
+}
+
+_FILE_SUFFIXES = (".csv", ".json", ".png", ".npz")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def _refuse_overwriting_inputs(out: Path, paths, inputs) -> None:
+    for option, given in inputs:
+        if _same_file(out, given):
+            raise CLIError(
+                f"--out {out} is the {option} file; --out names the folder the outputs are "
+                "written into (e.g. --out results)."
+            )
+        for path in paths:
+            if _same_file(path, given):
+                raise CLIError(
+                    f"--out {out} would overwrite the {option} file {given} with {path.name}; "
+                    "choose another --out folder."
+                )
+
+
+def _check_folder(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise CLIError(
+            f"--out {out} is a file; --out names the folder the outputs are written into."
+        )
+    if not out.exists() and out.suffix.lower() in _FILE_SUFFIXES:
+        raise CLIError(
+            f"--out {out} looks like a file name; --out names the folder the outputs are "
+            f"written into (e.g. --out {out.with_suffix('')})."
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CLIError(
+            f"--out {out}: cannot create the folder ({exc.strerror}); choose a writable folder."
+        ) from exc
+    try:
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise CLIError(
+            f"--out {out} is not writable ({exc.strerror}); choose a writable folder."
+        ) from exc
+
+
+def prepare_out_dir(out: Path, names: dict[str, str], inputs) -> dict[str, Path]:
+    """Create the ``--out`` folder and check every output can be written, before any work.
+
+    Parameters
+    ----------
+    out : Path
+        The ``--out`` folder.
+    names : dict of str to str
+        Kind of output (``"csv"``) to its file name in ``out``.
+    inputs : iterable of (str, Path)
+        Input files by option (``("--data", path)``), which must not be overwritten.
+
+    Returns
+    -------
+    dict of str to Path
+        Kind of output to its path.
+
+    Raises
+    ------
+    CLIError
+        If an output would overwrite an input, ``out`` is a file, or the
+        folder or an output file cannot be created or written.
+    """
+    paths = {kind: out / name for kind, name in names.items()}
+    _refuse_overwriting_inputs(out, list(paths.values()), list(inputs))
+    _check_folder(out)
+    for path in paths.values():
+        if path.is_dir():
+            raise CLIError(f"--out {out}: {path.name} there is a folder, not a file; remove it.")
+        if path.exists() and not os.access(path, os.W_OK):
+            raise CLIError(f"--out {out}: {path.name} there is read-only; make it writable.")
+    return paths
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def _certificate_columns(cert, classes) -> dict:
+    """``cert.to_dict()`` with ``votes_<class index>`` renamed ``votes_<class label>``."""
+    columns = {}
+    for name, values in cert.to_dict().items():
+        if name.startswith("votes_"):
+            name = f"votes_{_plain(classes[int(name.removeprefix('votes_'))])}"
+        columns[name] = values
+    return columns
+
+
+def write_certificates(path: Path, cert, rows, classes, y_true=None) -> None:
+    """Write one certificate per line: its row number, the certificate, label and correctness.
+
+    Parameters
+    ----------
+    path : Path
+        The CSV file.
+    cert : Certificate
+        From ``certify``.
+    rows : array-like of int
+        Row number of each certified sample in its input (see the callers).
+    classes : array-like
+        The classifier's ``classes_``; vote columns are named ``votes_<class>``.
+    y_true : array-like, default=None
+        True labels; adds the columns ``label`` and ``correct``.
+    """
+    columns = _certificate_columns(cert, classes)
+    names = list(columns)
+    header = ["row", *names, "radius_unit"] + (["label", "correct"] if y_true is not None else [])
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for i, row in enumerate(rows):
+            line = [int(row), *(_plain(columns[n][i]) for n in names), cert.unit]
+            if y_true is not None:
+                line += [_plain(y_true[i]), bool(cert.prediction[i] == y_true[i])]
+            writer.writerow(line)
+
+
+def write_curve(paths: dict[str, Path], radii, accuracy, summary: dict, *, unit: str, title: str):
+    """Write the certified-accuracy curve as CSV, as JSON with ``summary``, and as a PNG.
+
+    Parameters
+    ----------
+    paths : dict of str to Path
+        From :func:`prepare_out_dir` with :data:`CERTIFICATE_OUTPUTS`.
+    radii, accuracy : array-like
+        From :func:`sklearn_certify.metrics.certified_accuracy_curve`.
+    summary : dict
+        Settings and scores stored next to the curve in the JSON file.
+    unit : str
+        The certificate's radius unit.
+    title : str
+        Figure title.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sklearn_certify.plotting import plot_certified_accuracy
+
+    with paths["csv"].open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["radius", "certified_accuracy"])
+        writer.writerows([int(r), float(a)] for r, a in zip(radii, accuracy, strict=True))
+    payload = dict(summary)
+    payload["curve"] = {
+        "radius": [int(r) for r in radii],
+        "certified_accuracy": [float(a) for a in accuracy],
+    }
+    paths["json"].write_text(json.dumps(payload, indent=2))
+    ax = plot_certified_accuracy(
+        (radii, accuracy), xlabel=f"attack size ({UNIT_WORDS[unit]})", title=title
+    )
+    ax.figure.tight_layout()
+    ax.figure.savefig(paths["png"], dpi=120)
+    plt.close(ax.figure)
+
+
+def curve_title(n_partitions: int, spread: int, election: str, data: str) -> str:
+    """Figure title naming the method and the data.
+
+    Parameters
+    ----------
+    n_partitions, spread : int
+        ``k`` and ``d``.
+    election : str
+        ``"plurality"`` or ``"runoff"``.
+    data : str
+        Name of the data set.
+
+    Returns
+    -------
+    str
+        E.g. ``"DPA, k=30, plurality, on digits"``.
+    """
+    method = "DPA" if spread == 1 else f"Finite Aggregation d={spread}"
+    return f"{method}, k={n_partitions}, {election}, on {data}"
+
+
+def accuracy_summary(y_true, cert) -> str:
+    """One line: clean accuracy, median certified radius, certified accuracy at two radii.
+
+    Parameters
+    ----------
+    y_true : array-like
+        True labels of the certified rows.
+    cert : Certificate
+        Their certificates.
+
+    Returns
+    -------
+    str
+        The line, radii in words of ``cert.unit``.
+    """
+    from sklearn_certify.metrics import certified_accuracy, median_certified_radius
+
+    clean = certified_accuracy(y_true, cert)
+    median = median_certified_radius(y_true, cert)
+    if np.isnan(median):
+        return (
+            f"clean accuracy {clean:.3f} (fewer than half the rows correct: no median "
+            "certified radius)"
+        )
+    radii = sorted({1, max(1, int(median))})
+    at = ", ".join(f"{certified_accuracy(y_true, cert, r):.3f} at radius {r}" for r in radii)
+    return (
+        f"clean accuracy {clean:.3f}; median certified radius {int(median)} "
+        f"{UNIT_WORDS[cert.unit]}; certified accuracy {at}"
+    )
