@@ -142,3 +142,18 @@ def test_certify_out_is_a_folder_like_demo_and_bound(tmp_path, capsys, data):
         expected = np.mean(correct & (radius >= int(point["radius"])))
         assert float(point["certified_accuracy"]) == pytest.approx(expected)
     assert {r["radius_unit"] for r in rows} == {"samples"}
+
+
+def test_figures_are_written_without_layout_warnings(tmp_path):
+    """The plot helpers lay figures out themselves; the CLI adds no second layout engine."""
+    import warnings
+
+    from sklearn_certify.__main__ import main
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code = main(
+            ["bound", "--epsilons", "0", "0.05", "--max-iter", "50", "--out", str(tmp_path / "b")]
+        )
+    assert code in (0, None)
+    assert (tmp_path / "b" / "bound_curve.png").exists()

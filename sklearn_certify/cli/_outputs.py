@@ -203,7 +203,6 @@ def write_curve(paths: dict[str, Path], radii, accuracy, summary: dict, *, unit:
     ax = plot_certified_accuracy(
         (radii, accuracy), xlabel=f"attack size ({UNIT_WORDS[unit]})", title=title
     )
-    ax.figure.tight_layout()
     ax.figure.savefig(paths["png"], dpi=120)
     plt.close(ax.figure)
 

@@ -343,7 +343,6 @@ def run(args) -> int:
     name = Path(args.data).name
     title = f"U* bounds the poisoned training loss\n(oracle sphere+slab defence, {name})"
     ax = plot_bound_curve(curve, title=title)
-    ax.figure.tight_layout()
     ax.figure.savefig(paths["png"], dpi=120)
     plt.close(ax.figure)
     _print_curve(curve, args.loss)

@@ -290,19 +290,23 @@ class DPAClassifier(BaseCertifiedEnsemble):
         if self.election != "runoff" or not np.any(self.member_status_ == "trained"):
             return
         scores, abstain = self._voting_scores(X[:_TIE_PROBE_ROWS])
-        top_two = -np.partition(-scores, 1, axis=2)[:, :, :2]
+        if scores.shape[2] < 3:
+            return
+        # a member whose second and third best scores tie gives no preference between the
+        # classes it did not vote for (e.g. one-hot probabilities)
+        ranked = -np.sort(-scores, axis=2)
         voting = ~abstain & (self.member_status_ == "trained")[None, :]
-        tied = (top_two[:, :, 0] == top_two[:, :, 1])[voting]
+        tied = (ranked[:, :, 1] == ranked[:, :, 2])[voting]
         if tied.size and tied.mean() > _TIE_WARNING_FRACTION:
             warnings.warn(
                 f"election='runoff': on the first training rows, {tied.mean():.0%} of the "
-                "trained members' outputs tie their two highest scores (one-hot "
-                f"probabilities, as {type(self.estimator).__name__} gives). A member that "
-                "scores both finalists equally counts against the first finalist in round "
-                "two, which can cut accuracy sharply. Use election='plurality', or a base "
-                "estimator with graded scores (e.g. LogisticRegression, a net).",
+                "trained members' outputs tie the scores of the classes below their vote "
+                f"(one-hot probabilities, as {type(self.estimator).__name__} gives). A member "
+                "that scores both finalists equally counts against the first finalist in "
+                "round two, which can cut accuracy sharply. Use election='plurality', or a "
+                "base estimator with graded scores (e.g. LogisticRegression, a net).",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
 
     def _fit_features(self, X):
