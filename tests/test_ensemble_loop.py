@@ -15,6 +15,17 @@ from sklearn_certify.ensemble import MEMBER_THREADS, MemberPlan, fit_members, me
 from tests._ensemble_helpers import TinyMLP, disjoint_subsets, first_digits
 
 
+class DropMLP(TinyMLP):
+    """TinyMLP with dropout on the hidden layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.drop = torch.nn.Dropout(0.3)
+
+    def forward(self, x):
+        return self.l2(self.drop(torch.relu(self.l1(x))))
+
+
 @pytest.fixture(scope="module")
 def digits():
     return first_digits()
@@ -165,6 +176,34 @@ def test_members_train_and_score_with_member_threads(digits):
     finally:
         torch.set_num_threads(previous)
     assert seen == [("fit", MEMBER_THREADS), ("score", MEMBER_THREADS)]
+
+
+def test_vectorized_members_do_not_depend_on_the_thread_count(digits):
+    """The vectorized engine keeps the caller's threads: its kernels batch over members."""
+    X, y = digits
+    subsets, _ = disjoint_subsets(len(X), [40, 50, 60, 45, 30])
+    drop = NeuralNetClassifier(
+        DropMLP, criterion=torch.nn.CrossEntropyLoss, max_epochs=2, batch_size=8, lr=0.1
+    )
+    previous = torch.get_num_threads()
+    try:
+        adam = NeuralNetClassifier(
+            TinyMLP, criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.Adam, lr=0.01
+        )
+        for net in (_net(), drop, adam):
+            fitted = []
+            for threads in (1, 3):
+                torch.set_num_threads(threads)
+                members = fit_members(
+                    net, X, y, subsets, n_classes=10, random_state=2, engine="vectorized"
+                )
+                fitted.append((members, members.outputs(X[:50])))
+            (a, out_a), (b, out_b) = fitted
+            for m1, m2 in zip(a, b, strict=True):
+                assert _same(_net_state(m1), _net_state(m2))
+            assert np.array_equal(out_a, out_b)
+    finally:
+        torch.set_num_threads(previous)
 
 
 def test_threading_backend_identical(digits):

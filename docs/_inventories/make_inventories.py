@@ -56,6 +56,8 @@ INVENTORIES = {
         ("torch.func.stack_module_state", "py:function",
          "generated/torch.func.stack_module_state.html#torch.func.stack_module_state"),
         ("torch.func.vmap", "py:function", "generated/torch.func.vmap.html#torch.func.vmap"),
+        ("torch.set_num_threads", "py:function",
+         "generated/torch.set_num_threads.html#torch.set_num_threads"),
         ("torch.use_deterministic_algorithms", "py:function",
          "generated/torch.use_deterministic_algorithms.html"
          "#torch.use_deterministic_algorithms"),

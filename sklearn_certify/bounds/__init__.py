@@ -23,11 +23,22 @@ from sklearn_certify.bounds._smoothing import (
     hoeffding_bounds,
     rab_radius,
 )
+from sklearn_certify.bounds._smoothing_certify import (
+    SmoothingBounds,
+    cohen_certify,
+    cohen_predict,
+    hoeffding_certify,
+    rab_eval_certify,
+    simultaneous_certify,
+)
 
 __all__ = [
     "ABSTAIN",
+    "SmoothingBounds",
     "clopper_pearson_lower",
     "clopper_pearson_upper",
+    "cohen_certify",
+    "cohen_predict",
     "cohen_radius",
     "dpa_radius",
     "fa_bucket_learners",
@@ -37,10 +48,13 @@ __all__ = [
     "fa_shifts",
     "fa_vote_counts",
     "hoeffding_bounds",
+    "hoeffding_certify",
     "l2_radius_per_sample",
     "linf_to_l2",
     "plurality_vote",
+    "rab_eval_certify",
     "rab_radius",
     "runoff_predict",
     "runoff_radius",
+    "simultaneous_certify",
 ]

@@ -17,8 +17,8 @@ rows), and an optional per-member view of a batch (noise, say). Two engines fit 
 
 Both keep **partition independence** (user guide, scaling page): member ``m`` is a
 deterministic function of its rows of ``X`` and ``y`` (through the view, if any),
-``random_state`` and its member id; and both train every member with one thread, so results
-do not depend on ``n_jobs`` or on the machine's thread settings.
+``random_state`` and its member id. Results do not depend on ``n_jobs``: loop-engine members
+train with one thread, and the vectorized engine's kernels are batched over members.
 """
 
 from __future__ import annotations
@@ -166,9 +166,11 @@ def fit_members(
     n_jobs : int, default=None
         Parallel jobs, joblib semantics (``None`` means 1 unless inside
         ``joblib.parallel_config``). Members (loop engine) or chunks of members (vectorized
-        engine) are batched into a few tasks per job. Every member trains with
-        :data:`MEMBER_THREADS` (one) thread whatever ``n_jobs`` is, so the members are
-        bit-identical for every ``n_jobs`` and joblib backend.
+        engine) are batched into a few tasks per job. Loop-engine members train with
+        :data:`MEMBER_THREADS` (one) thread whatever ``n_jobs`` is, and the vectorized
+        engine's kernels are batched over members, so the members are bit-identical for every
+        ``n_jobs`` and joblib backend (the scaling page of the user guide says exactly what
+        is checked).
     verbose : int, default=0
         Show a tqdm progress bar over members (loop engine) or chunks (vectorized engine) when
         > 0 (per step too when > 1).

@@ -240,8 +240,7 @@ def member_outputs_impl(
     if nets and method in ("auto", "forward") and len(members) > 1 and _stackable(members):
         _check_net_dtype(members[0], X, 0)
         try:
-            with one_thread():
-                return _vmap_forward(members, X, n_classes, view_args)
+            return _vmap_forward(members, X, n_classes, view_args)
         except (RuntimeError, NotImplementedError):  # a module vmap cannot run
             pass
     batches = member_batches(len(members), n_jobs)

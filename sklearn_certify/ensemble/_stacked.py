@@ -10,7 +10,6 @@ import numpy as np
 from sklearn_certify.ensemble._loop import check_view_output, make_member
 from sklearn_certify.ensemble._seeding import member_seed, torch_init_seed
 from sklearn_certify.ensemble._skorch import torch_seeded
-from sklearn_certify.ensemble._threads import one_thread
 
 __all__ = ["StackedMembers"]
 
@@ -216,23 +215,22 @@ class StackedMembers(Sequence):
         check_input_dtype(X, next(iter(self.chunks[0].values())).dtype, "the members'")
         template = self._template().to(device).eval()
         chunk_size = next(iter(self.chunks[0].values())).shape[0]
-        with one_thread():
-            for c, params in enumerate(self.chunks):
-                members = np.flatnonzero(self.chunk_of == c)
-                if members.size == 0:
-                    continue
-                slots = torch.as_tensor(self.slot_of[members], device=device)
-                view_args = None
-                if view is not None:
-                    ids = np.full(chunk_size, -1, dtype=np.int64)
-                    ids[self.slot_of[members]] = self.member_ids[members]
-                    view_args = scoring_view_args(view, ids, self.random_state, device)
-                results = stacked_eval_forward(
-                    template, params, {}, X, self.n_classes, device, view_args
-                )
-                for lo, res in results:
-                    picked = res.index_select(0, slots).permute(1, 0, 2)
-                    out[lo : lo + picked.shape[0], members] = picked.cpu().numpy()
+        for c, params in enumerate(self.chunks):
+            members = np.flatnonzero(self.chunk_of == c)
+            if members.size == 0:
+                continue
+            slots = torch.as_tensor(self.slot_of[members], device=device)
+            view_args = None
+            if view is not None:
+                ids = np.full(chunk_size, -1, dtype=np.int64)
+                ids[self.slot_of[members]] = self.member_ids[members]
+                view_args = scoring_view_args(view, ids, self.random_state, device)
+            results = stacked_eval_forward(
+                template, params, {}, X, self.n_classes, device, view_args
+            )
+            for lo, res in results:
+                picked = res.index_select(0, slots).permute(1, 0, 2)
+                out[lo : lo + picked.shape[0], members] = picked.cpu().numpy()
         return out
 
     def _template(self):

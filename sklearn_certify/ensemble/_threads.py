@@ -1,12 +1,16 @@
-"""Members train and score with one thread, so results never depend on ``n_jobs`` or the machine.
+"""Loop-engine members train and score with one thread, so they never depend on ``n_jobs``.
 
 A float sum split over two threads is added in another order than over one, so a torch or BLAS
 kernel can return different last bits for different thread counts. Joblib's process workers run
 one thread each while the calling process runs one per core: without a fixed count, a member
-fitted with ``n_jobs=1`` and the same member fitted with ``n_jobs=2`` could differ. Every member
-fit, every vectorized chunk and every scoring pass therefore runs inside :func:`one_thread`;
-parallelism comes from ``n_jobs`` (members and chunks in parallel), never from threads inside a
-member.
+fitted with ``n_jobs=1`` and the same member fitted with ``n_jobs=2`` could differ (they did,
+for a skorch net). Every loop-engine member fit and every per-member scoring pass therefore
+runs inside :func:`one_thread`; parallelism comes from ``n_jobs``.
+
+The vectorized engine does not need this: its kernels are batched over the members (a
+``vmap``-ed matrix product is a batch of per-member products, split over threads by member),
+so a member's arithmetic does not depend on the thread count, and it keeps the caller's
+threads. The test suite checks both engines bit for bit across thread counts.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 __all__ = ["MEMBER_THREADS", "one_thread"]
 
-#: Threads each member (loop engine) or chunk (vectorized engine) is trained and scored with.
+#: Threads each loop-engine member is trained and scored with.
 MEMBER_THREADS = 1
 
 _LOCK = threading.Lock()

@@ -46,7 +46,6 @@ from sklearn_certify.ensemble._seeding import (
 )
 from sklearn_certify.ensemble._skorch import torch_rng_session, torch_seeded
 from sklearn_certify.ensemble._stacked import StackedMembers
-from sklearn_certify.ensemble._threads import one_thread
 
 
 def _initial_modules(net, member_ids, random_state: int) -> list:
@@ -342,22 +341,21 @@ def train_chunks(net, X, y, plan, specs, **kwargs) -> list:
     shared = row_store(X, y, None, device) if plan.all_rows else None
     workspace: dict = {}
     results = []
-    with one_thread():
-        for positions, member_ids, slots in specs:
-            needed, member_positions = chunk_positions(plan, positions, X.shape[0])
-            store = shared if shared is not None else row_store(X, y, needed, device)
-            results.append(
-                train_chunk(
-                    net,
-                    store,
-                    member_positions,
-                    member_ids,
-                    slots,
-                    view=plan.view,
-                    workspace=workspace,
-                    **kwargs,
-                )
+    for positions, member_ids, slots in specs:
+        needed, member_positions = chunk_positions(plan, positions, X.shape[0])
+        store = shared if shared is not None else row_store(X, y, needed, device)
+        results.append(
+            train_chunk(
+                net,
+                store,
+                member_positions,
+                member_ids,
+                slots,
+                view=plan.view,
+                workspace=workspace,
+                **kwargs,
             )
+        )
     return results
 
 
