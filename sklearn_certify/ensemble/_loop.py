@@ -11,11 +11,11 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils.parallel import Parallel, delayed
 
 from sklearn_certify.ensemble._seeding import (
-    member_seed,
     seed_random_state_params,
     shuffle_seed,
     sklearn_seed,
     torch_init_seed,
+    view_seed,
 )
 from sklearn_certify.ensemble._skorch import configure_member_net, nested_nets, torch_seeded
 from sklearn_certify.ensemble._threads import one_thread
@@ -77,7 +77,7 @@ def fit_one_member(estimator, X, y, rows, view, random_state: int, member_id: in
     y_m = y if rows is None else y[rows]
     if view is not None:
         row_ids = np.arange(X.shape[0]) if rows is None else rows
-        seed = member_seed(random_state, member_id, "view")
+        seed = view_seed(random_state, member_id)
         X_m = apply_view(view, X_m, row_ids, member_id, seed)
     nets = nested_nets(member)
     if nets:

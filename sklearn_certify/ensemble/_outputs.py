@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.utils.parallel import Parallel, delayed
 
 from sklearn_certify.ensemble._loop import apply_view, member_batches
-from sklearn_certify.ensemble._seeding import member_seed
+from sklearn_certify.ensemble._seeding import view_seed
 from sklearn_certify.ensemble._skorch import is_skorch_net
 from sklearn_certify.ensemble._stacked import (
     StackedMembers,
@@ -176,7 +176,7 @@ def _one_member(member, X, position: int, n_classes: int, method: str, view_args
         view, ids, random_state = view_args
         mid = int(ids[position])
         device = _device_of(member) if is_skorch_net(member) else None
-        seed = member_seed(random_state, mid, "test_view")
+        seed = view_seed(random_state, mid, "test_view")
         X = apply_view(view, X, None, mid, seed, device=device)
     if is_skorch_net(member) and method in ("auto", "forward"):
         return _net_forward(member, X, position, n_classes)

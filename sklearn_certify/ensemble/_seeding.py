@@ -99,14 +99,25 @@ def sklearn_seed(random_state: int, member_id: int) -> int:
     return int(sequence.generate_state(1)[0] >> 1)
 
 
+def _engine_seed(random_state: int, member_id: int, purpose: str) -> int:
+    """:func:`member_seed` for the engine's own, already validated arguments (no checks)."""
+    words = [int(random_state), int(member_id), PURPOSES[purpose]]
+    return _seed63(np.random.SeedSequence(words))
+
+
 def torch_init_seed(random_state: int, member_id: int) -> int:
     """Seed of torch's generator while member ``member_id`` is initialised and trained."""
-    return member_seed(random_state, member_id, "torch_init")
+    return _engine_seed(random_state, member_id, "torch_init")
 
 
 def shuffle_seed(random_state: int, member_id: int) -> int:
     """Seed of the ``torch.Generator`` that orders member ``member_id``'s training batches."""
-    return member_seed(random_state, member_id, "shuffle")
+    return _engine_seed(random_state, member_id, "shuffle")
+
+
+def view_seed(random_state: int, member_id: int, purpose: str = "view") -> int:
+    """Seed handed to a member view (``purpose`` ``"view"`` or ``"test_view"``)."""
+    return _engine_seed(random_state, member_id, purpose)
 
 
 def chunk_step_seed(random_state: int, chunk: int, step: int) -> int:

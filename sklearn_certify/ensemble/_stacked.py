@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sklearn_certify.ensemble._loop import check_view_output, make_member
-from sklearn_certify.ensemble._seeding import member_seed, torch_init_seed
+from sklearn_certify.ensemble._seeding import torch_init_seed, view_seed
 from sklearn_certify.ensemble._skorch import torch_seeded
 
 __all__ = ["StackedMembers"]
@@ -77,7 +77,7 @@ def scoring_view_args(view, member_ids, random_state: int, device):
 
     ids = np.asarray(member_ids, dtype=np.int64)
     seeds = np.array(
-        [0 if mid < 0 else member_seed(random_state, int(mid), "test_view") for mid in ids],
+        [0 if mid < 0 else view_seed(random_state, int(mid), "test_view") for mid in ids],
         dtype=np.int64,
     )
     return view, torch.as_tensor(ids).to(device), torch.as_tensor(seeds).to(device)

@@ -40,9 +40,9 @@ from sklearn_certify.ensemble._optim import optimizer_step
 from sklearn_certify.ensemble._schedule import batch_schedule
 from sklearn_certify.ensemble._seeding import (
     chunk_step_seed,
-    member_seed,
     shuffle_seed,
     torch_init_seed,
+    view_seed,
 )
 from sklearn_certify.ensemble._skorch import torch_rng_session, torch_seeded
 from sklearn_certify.ensemble._stacked import StackedMembers
@@ -204,7 +204,9 @@ def train_chunk(
         if config.class_weight is None
         else torch.as_tensor(config.class_weight, dtype=store.X.dtype).to(device)
     )
-    slot_view_args = _slot_view_args(member_ids, slots, chunk_size, random_state, device)
+    slot_view_args = None
+    if view is not None:
+        slot_view_args = _slot_view_args(member_ids, slots, chunk_size, random_state, device)
 
     # Each stacked parameter is stored in the axis order its gradient comes in (the forward
     # sees the usual layout through a permuted view), so the optimizer reads gradients as they
@@ -276,7 +278,7 @@ def _slot_view_args(member_ids, slots, chunk_size: int, random_state: int, devic
     seeds = np.zeros(chunk_size, dtype=np.int64)
     for mid, slot in zip(member_ids, slots, strict=True):
         ids[slot] = int(mid)
-        seeds[slot] = member_seed(random_state, int(mid), "view")
+        seeds[slot] = view_seed(random_state, int(mid))
     return torch.as_tensor(ids).to(device), torch.as_tensor(seeds).to(device)
 
 
