@@ -5,10 +5,18 @@ from importlib.metadata import PackageNotFoundError, version
 from sklearn_certify._certificate import Certificate
 from sklearn_certify._pipeline import UnsoundPipelineWarning, certify
 from sklearn_certify.partition import DPAClassifier
+from sklearn_certify.smoothing import RABClassifier
 
 try:
     __version__ = version("sklearn_certify")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0"
 
-__all__ = ["Certificate", "DPAClassifier", "UnsoundPipelineWarning", "__version__", "certify"]
+__all__ = [
+    "Certificate",
+    "DPAClassifier",
+    "RABClassifier",
+    "UnsoundPipelineWarning",
+    "__version__",
+    "certify",
+]

@@ -53,7 +53,7 @@ def test_demo_quick(tmp_path, capsys):
     assert main(["demo", "--quick", "--verbose", "--out", str(tmp_path)]) == 0
     printed, err = capsys.readouterr()
     assert "radius  certified_accuracy" in printed
-    assert "training chunks" in err  # --verbose: the engine's progress bar
+    assert "fitting members" in err  # --verbose: the engine's progress bar over members
     summary = _check_demo_outputs(tmp_path, 100)
     assert summary["n_partitions"] == 5 and summary["clean_accuracy"] > 0.5
 

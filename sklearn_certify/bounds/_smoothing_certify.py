@@ -64,7 +64,9 @@ def _finish(prediction, p_lower, p_upper, sigma) -> SmoothingBounds:
     )
 
 
-def cohen_certify(counts_select, counts_estimate, alpha: float, sigma: float) -> SmoothingBounds:
+def cohen_certify(
+    counts_select, counts_estimate, alpha: float, sigma: float, *, n_estimate=None
+) -> SmoothingBounds:
     """Cohen et al.'s CERTIFY: select the class on one set of draws, bound it on another.
 
     The class is the most frequent among ``counts_select`` (ties to the smaller index);
@@ -78,11 +80,14 @@ def cohen_certify(counts_select, counts_estimate, alpha: float, sigma: float) ->
     counts_select : array-like of int of shape (n_samples, n_classes)
         Class counts of the selection draws.
     counts_estimate : array-like of int of shape (n_samples, n_classes)
-        Class counts of the estimation draws (the same number of draws in every row).
+        Class counts of the estimation draws.
     alpha : float
         Error level in (0, 1).
     sigma : float
         Noise standard deviation, in the units of the radius.
+    n_estimate : int or array-like of int, default=None
+        Number of estimation draws, when some voted for no class (default: the row sums of
+        ``counts_estimate``).
 
     Returns
     -------
@@ -105,13 +110,13 @@ def cohen_certify(counts_select, counts_estimate, alpha: float, sigma: float) ->
             "same shape."
         )
     prediction = np.argmax(select, axis=1)
-    n = estimate.sum(axis=1)
+    n = _draws("n_estimate", n_estimate, estimate)
     n_a = estimate[np.arange(len(n)), prediction]
     p_lower = clopper_pearson_lower(n_a, np.maximum(n, 1), alpha) if n.size else np.zeros(0)
     return _finish(prediction, p_lower, 1.0 - p_lower, sigma)
 
 
-def simultaneous_certify(counts, alpha: float, sigma: float) -> SmoothingBounds:
+def simultaneous_certify(counts, alpha: float, sigma: float, *, n_draws=None) -> SmoothingBounds:
     """Every draw selects and estimates: Clopper-Pearson bounds that hold for all classes at once.
 
     The top class comes from the same counts it is bounded with, so its bound must hold
@@ -136,6 +141,8 @@ def simultaneous_certify(counts, alpha: float, sigma: float) -> SmoothingBounds:
         Error level in (0, 1).
     sigma : float
         Noise standard deviation, in the units of the radius.
+    n_draws : int or array-like of int, default=None
+        Number of draws, when some voted for no class (default: the row sums of ``counts``).
 
     Returns
     -------
@@ -159,7 +166,7 @@ def simultaneous_certify(counts, alpha: float, sigma: float) -> SmoothingBounds:
     if not n_samples:
         empty = np.zeros(0)
         return _finish(prediction, empty, empty, sigma)
-    n = np.maximum(counts.sum(axis=1), 1)
+    n = np.maximum(_draws("n_draws", n_draws, counts), 1)
     n_a = counts[rows, prediction]
     if n_classes == 2:
         p_lower = clopper_pearson_lower(n_a, n, alpha / 2)
@@ -234,6 +241,17 @@ def hoeffding_certify(
     eps_b = np.sqrt(np.log(2.0 * (n_classes - 1) / alpha) / (2.0 * n_estimate))
     p_upper = np.minimum(others.max(axis=1) + eps_b, 1.0 - p_lower)
     return _finish(prediction, np.clip(p_lower, 0.0, 1.0), np.clip(p_upper, 0.0, 1.0), sigma)
+
+
+def _draws(name: str, value, counts: np.ndarray) -> np.ndarray:
+    """Draws per row: ``value`` broadcast to the rows, at least each row's total count."""
+    totals = counts.sum(axis=1)
+    if value is None:
+        return totals
+    draws = np.broadcast_to(check_counts(name, value), totals.shape)
+    if np.any(draws < totals):
+        raise ValueError(f"{name} must be at least the number of votes counted in each row.")
+    return draws
 
 
 def _probability_matrix(name: str, value) -> np.ndarray:

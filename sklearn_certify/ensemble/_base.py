@@ -114,8 +114,9 @@ class BaseCertifiedEnsemble(
     }
     _certificate_unit: ClassVar[str]
     _too_few_rows_hint: ClassVar[str] = ""
-    #: Integer parameters that must not be given as booleans.
+    #: Integer and real parameters that must not be given as booleans.
     _int_params: ClassVar[tuple] = ("n_jobs",)
+    _real_params: ClassVar[tuple] = ()
 
     @abstractmethod
     def __init__(self, estimator, *, engine="auto", random_state=None, n_jobs=None, verbose=0):
@@ -181,7 +182,7 @@ class BaseCertifiedEnsemble(
         """
         from sklearn_certify.ensemble import fit_members
 
-        self._check_int_params()
+        self._check_param_types()
         self._check_estimator()
         X, y = validate_data(self, X, y, **self._VALIDATION)
         check_classification_targets(y)
@@ -215,16 +216,17 @@ class BaseCertifiedEnsemble(
         self.member_status_ = status
         self._fixed_members = fixed
         self._estimators = None
-        self._check_fitted_members(X)
+        self._after_fit(X)
         return self
 
     # ------------------------------------------------------------------ checks before training
-    def _check_int_params(self) -> None:
-        """Integer parameters refuse booleans (``True`` is an int to Python, never to a user)."""
-        for name in self._int_params:
+    def _check_param_types(self) -> None:
+        """Numeric parameters refuse booleans (``True`` is an int to Python, never to a user)."""
+        for name in (*self._int_params, *self._real_params):
             value = getattr(self, name)
             if isinstance(value, (bool, np.bool_)):
-                raise TypeError(f"{name} must be an int, got the boolean {value!r}.")
+                kind = "an int" if name in self._int_params else "a real number"
+                raise TypeError(f"{name} must be {kind}, got the boolean {value!r}.")
         if self.n_jobs == 0:
             raise ValueError(
                 "n_jobs=0 runs nothing; use n_jobs=None or 1 (one job), a positive number of "
@@ -277,8 +279,8 @@ class BaseCertifiedEnsemble(
         """The name of what needs real-valued member scores, or ``""`` if labels suffice."""
         return ""
 
-    def _check_fitted_members(self, X) -> None:
-        """Checks on the trained members (e.g. warnings about their outputs); none by default."""
+    def _after_fit(self, X) -> None:
+        """Checks on the trained members and what a subclass records about them; none here."""
 
     def _degenerate_members(self, plan, y_encoded) -> tuple[np.ndarray, dict]:
         """Member status (trained / constant / abstain) and the stand-ins of degenerate ones."""
@@ -485,8 +487,12 @@ class BaseCertifiedEnsemble(
         y : ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
-        result = self._in_batches(self._validate_X(X), self._aggregate)
+        result = self._in_batches(self._validate_X(X), self._predict_scores)
         return self.classes_[result["prediction"]]
+
+    def _predict_scores(self, scores, abstain) -> dict:
+        """``{"prediction": class indices}`` for one batch (by default the certified ones)."""
+        return self._aggregate(scores, abstain)
 
     def certify(self, X) -> Certificate:
         """Predict and certify every row.

@@ -254,6 +254,7 @@ def auto_chunk_size(
     *,
     shared_bytes: int = 0,
     with_view: bool = False,
+    member_data_bytes: int = 0,
 ) -> int:
     """Members per chunk, from the module's size, the data a chunk holds and the member count.
 
@@ -264,6 +265,8 @@ def auto_chunk_size(
     plus a few copies of its batch (two more with a view, whose output is a new batch).
     ``shared_bytes`` is data every chunk holds once, whatever its size (``X`` itself when
     every member sees all rows); it is taken from the budget first, down to half of it.
+    ``member_data_bytes`` is data each member holds on its own (a view applied once: every
+    slot keeps its viewed copy of the rows, at most ``X``'s size).
 
     The result never depends on which members are present, nor on the number of training
     rows of a row-subset plan (a poisoned row must not change any member's tensor shapes), so
@@ -273,7 +276,7 @@ def auto_chunk_size(
     budget = _DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
     budget = max(budget - int(shared_bytes), budget // 2)
     batch = config.batch_size * max(row_numel, config.n_classes)
-    per_member = 4 * (6 * total + (10 if with_view else 8) * batch)
+    per_member = 4 * (6 * total + (10 if with_view else 8) * batch) + int(member_data_bytes)
     cap = budget // per_member
     if config.device.type == "cpu":  # the CUDA caching allocator recycles blocks by itself
         cap = min(cap, _TENSOR_CAP // (4 * max(largest, batch)))

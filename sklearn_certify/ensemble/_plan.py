@@ -51,6 +51,13 @@ class MemberPlan:
         per member on all its rows, the vectorized engine once per training step on a chunk's
         batches, where placeholder slots carry member id ``-1`` and seed ``0``). Row ``i`` of
         member ``m`` then always looks the same, in every epoch, for both engines.
+    view_once : bool, default=False
+        Vectorized engine: apply the view once per member to every row it sees, keep the
+        result on the device and gather batches from it, instead of applying it to each
+        step's batches. Same rows either way (the view is a function of member and row);
+        ``view_once`` trades memory (a viewed copy of the rows per chunk slot, which the chunk
+        size accounts for) for not recomputing the view every epoch: right for views that
+        cost more than a training step, such as keyed noise over many epochs or a denoiser.
 
     Examples
     --------
@@ -67,6 +74,7 @@ class MemberPlan:
     member_ids: np.ndarray | None = None
     n_members_total: int | None = None
     view: Callable | None = field(default=None, repr=False)
+    view_once: bool = False
 
     def __post_init__(self):
         all_rows = isinstance(self.rows, str)
@@ -121,7 +129,9 @@ class MemberPlan:
         """The plan of the members at ``positions`` (same total, same view)."""
         positions = [int(p) for p in positions]
         rows = self.rows if self.all_rows else [self.rows[p] for p in positions]
-        return MemberPlan(rows, self.member_ids[positions], self.n_members_total, self.view)
+        return MemberPlan(
+            rows, self.member_ids[positions], self.n_members_total, self.view, self.view_once
+        )
 
     def check_rows(self, n_samples: int) -> None:
         """Raise a clear error if a member's rows do not address rows of an ``X`` this long."""

@@ -47,6 +47,9 @@ from sklearn_certify.ensemble._seeding import (
 from sklearn_certify.ensemble._skorch import torch_rng_session, torch_seeded
 from sklearn_certify.ensemble._stacked import StackedMembers
 
+#: Elements of one block of rows a ``view_once`` view is applied to (bounds its temporaries).
+_VIEW_BLOCK_ELEMENTS = 1 << 21
+
 
 def _initial_modules(net, member_ids, random_state: int) -> list:
     """Each member's freshly initialised module, built under its own torch seed.
@@ -171,6 +174,7 @@ def train_chunk(
     n_classes: int,
     random_state: int,
     view=None,
+    view_once: bool = False,
     randomness: str = "error",
     verbose: int = 0,
     workspace: dict | None = None,
@@ -180,7 +184,8 @@ def train_chunk(
     Member ``member_ids[i]`` sits in slot ``slots[i]`` and trains on the store rows
     ``positions[i]`` (in that order). Returns ``{name: (chunk_size, *param.shape) tensor}`` on
     the net's device; absent slots hold zeros. ``view`` (the plan's) is applied to each step's
-    batches. ``randomness="different"`` (a module with dropout) draws each step's random numbers
+    batches, or with ``view_once`` to all store rows of every slot once, before the first
+    step. ``randomness="different"`` (a module with dropout) draws each step's random numbers
     for the whole chunk from torch's generator seeded by ``(random_state, chunk, step)``, so
     slot ``s`` always gets the same part of a draw of a fixed shape. ``workspace`` (a dict)
     keeps the gradient layouts and the optimizer's buffers; passing the dict of an earlier
@@ -207,6 +212,11 @@ def train_chunk(
     slot_view_args = None
     if view is not None:
         slot_view_args = _slot_view_args(member_ids, slots, chunk_size, random_state, device)
+    X_source, x_offsets = store.X, None
+    if view is not None and view_once:  # each slot's viewed copy of the store, gathered below
+        X_source = _viewed_store(view, store, slot_view_args)
+        x_offsets = (torch.arange(chunk_size, device=device) * store.X.shape[0])[:, None]
+        X_source = X_source.reshape(-1, *store.X.shape[1:])
 
     # Each stacked parameter is stored in the axis order its gradient comes in (the forward
     # sees the usual layout through a permuted view), so the optimizer reads gradients as they
@@ -239,10 +249,13 @@ def train_chunk(
     real[list(slots)] = True
     for t in steps:
         it = idx[t]
-        xb = store.X[it]  # (M, W, ...): one gather per step
         yb = store.y[it]
-        if view is not None:
-            xb = _viewed(view, xb, store.row_ids[it], slot_view_args, check=t == 0)
+        if x_offsets is not None:
+            xb = X_source[it + x_offsets]  # (M, W, ...): each slot from its own viewed copy
+        else:
+            xb = X_source[it]  # (M, W, ...): one gather per step
+            if view is not None:
+                xb = _viewed(view, xb, store.row_ids[it], slot_view_args, check=t == 0)
         views = {
             name: leaf if inverse[name] is None else leaf.permute(inverse[name])
             for name, leaf in leaves.items()
@@ -280,6 +293,23 @@ def _slot_view_args(member_ids, slots, chunk_size: int, random_state: int, devic
         ids[slot] = int(mid)
         seeds[slot] = view_seed(random_state, int(mid))
     return torch.as_tensor(ids).to(device), torch.as_tensor(seeds).to(device)
+
+
+def _viewed_store(view, store: RowStore, slot_view_args):
+    """Every slot's view of all store rows, ``(chunk_size, n_store, ...)``, in row blocks."""
+    import torch
+
+    ids = slot_view_args[0]
+    n_slots, n_rows = ids.shape[0], store.X.shape[0]
+    row_numel = max(1, int(np.prod(store.X.shape[1:])))
+    block = max(1, _VIEW_BLOCK_ELEMENTS // (n_slots * row_numel))
+    out = torch.empty((n_slots, *store.X.shape), dtype=store.X.dtype, device=store.X.device)
+    for lo in range(0, n_rows, block):
+        rows = store.X[lo : lo + block]
+        batch = rows.unsqueeze(0).expand(n_slots, *rows.shape)
+        row_ids = store.row_ids[lo : lo + block].unsqueeze(0).expand(n_slots, -1)
+        out[:, lo : lo + block] = _viewed(view, batch, row_ids, slot_view_args, check=lo == 0)
+    return out
 
 
 def _viewed(view, xb, row_ids, slot_view_args, *, check: bool):
@@ -327,18 +357,14 @@ def _chunk_loss(config: NetConfig, out, yb, counts, arange_w, weight):
     return (rowloss.masked_fill(~counted, 0).sum(1) / den).sum()
 
 
-def train_chunks(net, X, y, plan, specs, **kwargs) -> list:
+def train_chunks(net, X, y, plan, specs, progress=None, **kwargs) -> list:
     """Train several chunks one after another (one joblib job), sharing one workspace.
 
     ``specs`` holds ``(positions, member_ids, slots)`` per chunk, where ``positions`` are the
     plan positions of the chunk's members; ``kwargs`` go to :func:`train_chunk`. A plan with
-    all rows puts ``X`` on the device once for every chunk of the job. Returns one dict of
-    stacked parameters per chunk.
+    all rows puts ``X`` on the device once for every chunk of the job. ``progress`` (a tqdm
+    bar) advances by each chunk's members. Returns one dict of stacked parameters per chunk.
     """
-    if kwargs.get("verbose"):
-        from tqdm.auto import tqdm
-
-        specs = tqdm(specs, desc="training chunks", unit="chunk", leave=False)
     device = NetConfig(net, kwargs["n_classes"]).device
     shared = row_store(X, y, None, device) if plan.all_rows else None
     workspace: dict = {}
@@ -354,10 +380,13 @@ def train_chunks(net, X, y, plan, specs, **kwargs) -> list:
                 member_ids,
                 slots,
                 view=plan.view,
+                view_once=plan.view_once,
                 workspace=workspace,
                 **kwargs,
             )
         )
+        if progress is not None:
+            progress.update(len(member_ids))
     return results
 
 
@@ -385,6 +414,7 @@ def fit_vectorized(
     if chunk_size is None:
         row_numel = int(np.prod(X.shape[1:])) if X.ndim > 1 else 1
         shared_bytes = X.nbytes if plan.all_rows else 0
+        viewed_once = plan.view is not None and plan.view_once
         chunk_size = auto_chunk_size(
             config,
             probe,
@@ -393,6 +423,7 @@ def fit_vectorized(
             memory_budget,
             shared_bytes=shared_bytes,
             with_view=plan.view is not None,
+            member_data_bytes=X.nbytes if viewed_once else 0,
         )
     chunks: dict[int, list[int]] = {}
     for pos, mid in enumerate(member_ids):
@@ -411,26 +442,42 @@ def fit_vectorized(
     workers = effective_n_jobs(n_jobs)
     n_groups = 1 if workers == 1 else min(len(specs), 4 * workers)
     groups = [g for g in np.array_split(np.arange(len(specs)), n_groups) if g.size]
-    jobs = [
-        delayed(train_chunks)(
-            net,
-            X,
-            y,
-            plan if plan.all_rows else plan.select([p for c in group for p in specs[c][0]]),
-            _local_specs(specs, group),
-            chunk_size=chunk_size,
-            n_classes=n_classes,
-            random_state=random_state,
-            randomness=probe.randomness,
-            verbose=verbose,
-        )
-        for group in groups
-    ]
-    results = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
-    if verbose and len(jobs) > 1:
+    kwargs = dict(
+        chunk_size=chunk_size,
+        n_classes=n_classes,
+        random_state=random_state,
+        randomness=probe.randomness,
+        verbose=verbose,
+    )
+    progress = None
+    if verbose:
         from tqdm.auto import tqdm
 
-        results = tqdm(results, total=len(jobs), desc="chunk groups", unit="group")
+        progress = tqdm(total=plan.n_members, desc="fitting members", unit="member")
+    try:
+        if len(groups) == 1:  # in this process: the bar advances chunk by chunk
+            results = [train_chunks(net, X, y, plan, specs, progress=progress, **kwargs)]
+        else:
+            jobs = [
+                delayed(train_chunks)(
+                    net,
+                    X,
+                    y,
+                    plan if plan.all_rows else plan.select([p for c in g for p in specs[c][0]]),
+                    _local_specs(specs, g),
+                    **kwargs,
+                )
+                for g in groups
+            ]
+            results = []
+            finished = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
+            for group, done in zip(groups, finished, strict=True):
+                results.append(done)
+                if progress is not None:
+                    progress.update(sum(len(specs[c][1]) for c in group))
+    finally:
+        if progress is not None:
+            progress.close()
     stacked = [chunk for group in results for chunk in group]
     chunk_of = np.empty(plan.n_members, dtype=np.int64)
     for position, key in enumerate(keys):

@@ -285,7 +285,7 @@ class DPAClassifier(BaseCertifiedEnsemble):
     def _needs_scores(self) -> str:
         return "election='runoff'" if self.election == "runoff" else ""
 
-    def _check_fitted_members(self, X) -> None:
+    def _after_fit(self, X) -> None:
         """Warn when run-off meets members whose two best scores tie (one-hot outputs)."""
         if self.election != "runoff" or not np.any(self.member_status_ == "trained"):
             return

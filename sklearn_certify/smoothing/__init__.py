@@ -1,0 +1,20 @@
+"""Randomized smoothing of the training set: members on noisy copies, certified by vote.
+
+:class:`RABClassifier` (Weber et al., 2023) certifies the smoothed prediction against any
+perturbation of the training features (and the test input) of bounded total l2 norm. The
+shared core (:class:`BaseSmoothingEnsemble`) and the keyed noise (:func:`keyed_normal`,
+:class:`GaussianNoiseView`) are what the other smoothing classifiers build on.
+"""
+
+from sklearn_certify.smoothing._core import BOUNDS, BaseSmoothingEnsemble
+from sklearn_certify.smoothing._noise import GaussianNoiseView, keyed_normal
+from sklearn_certify.smoothing._rab import RABClassifier, TestNoiseView
+
+__all__ = [
+    "BOUNDS",
+    "BaseSmoothingEnsemble",
+    "GaussianNoiseView",
+    "RABClassifier",
+    "TestNoiseView",
+    "keyed_normal",
+]

@@ -1,0 +1,246 @@
+"""The shared core of training-set smoothing: N members on noisy copies, and a vote certificate.
+
+:class:`BaseSmoothingEnsemble` trains ``n_estimators`` members on all training rows, member
+``k`` through its own view of them (``X + d_k``, plus whatever a subclass adds, such as a
+denoiser), and certifies the smoothed classifier from the members' votes (or averaged
+probabilities). Everything but the view lives here, so a subclass is its view.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+from typing import ClassVar
+
+import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from sklearn_certify import bounds
+from sklearn_certify.ensemble import ALL_ROWS, BaseCertifiedEnsemble, MemberPlan
+from sklearn_certify.ensemble._outputs import scoring_method
+from sklearn_certify.ensemble._skorch import nested_nets
+from sklearn_certify.smoothing._noise import GaussianNoiseView
+
+__all__ = ["BOUNDS", "BaseSmoothingEnsemble"]
+
+#: The ``bound`` options of the smoothing classifiers.
+BOUNDS = ("clopper-pearson", "simultaneous", "hoeffding")
+
+
+class BaseSmoothingEnsemble(BaseCertifiedEnsemble):
+    """Members on independently noised copies of the whole training set, certified by vote.
+
+    Member ``k`` trains on ``X + d_k`` (through :meth:`_member_view`), where ``d_k[i]`` is
+    Gaussian noise of standard deviation ``sigma`` that depends only on ``(seed_, k, i)``:
+    the same noisy copy in every epoch, on both engines, whatever the ensemble size. The
+    members' votes on a test row are ``n_estimators`` independent draws of the smoothed
+    classifier, which :func:`~sklearn_certify.bounds.cohen_certify` (and kin) turn into a
+    certified l2 radius at level ``alpha``.
+
+    Subclasses supply ``_member_view()`` (default: Gaussian noise) and, optionally,
+    ``_test_view()`` (a test-time view, default none).
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        **BaseCertifiedEnsemble._parameter_constraints,
+        "n_estimators": [Interval(Integral, 2, None, closed="left")],
+        "sigma": [Interval(Real, 0, None, closed="neither")],
+        "alpha": [Interval(Real, 0, 1, closed="neither")],
+        "bound": [StrOptions(set(BOUNDS))],
+        "n_select": [Interval(Integral, 1, None, closed="left"), None],
+    }
+    _int_params: ClassVar[tuple] = ("n_jobs", "n_estimators", "n_select")
+    _real_params: ClassVar[tuple] = ("sigma", "alpha")
+    _certificate_unit = "l2"
+
+    def __init__(
+        self,
+        estimator,
+        *,
+        n_estimators=100,
+        sigma=0.5,
+        alpha=0.001,
+        bound="clopper-pearson",
+        n_select=None,
+        engine="auto",
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
+    ):
+        super().__init__(
+            estimator, engine=engine, random_state=random_state, n_jobs=n_jobs, verbose=verbose
+        )
+        self.n_estimators = n_estimators
+        self.sigma = sigma
+        self.alpha = alpha
+        self.bound = bound
+        self.n_select = n_select
+
+    # ------------------------------------------------------------------ what subclasses vary
+    def _member_view(self):
+        """The view through which member ``k`` sees the training rows: ``X + d_k``."""
+        return GaussianNoiseView(self.sigma)
+
+    # ------------------------------------------------------------------ planning
+    def _selection_size(self) -> int:
+        """Members that select the class (``clopper-pearson`` and ``hoeffding``)."""
+        if self.bound == "simultaneous":
+            return 0
+        if self.n_select is not None:
+            return int(self.n_select)
+        return max(1, math.ceil(self.n_estimators / 10))
+
+    def _check_options(self, X, y_encoded) -> None:
+        n_select = self._selection_size()
+        if n_select >= self.n_estimators:
+            raise ValueError(
+                f"n_select={n_select} leaves no member to estimate the class probability with "
+                f"(n_estimators={self.n_estimators}); use n_select < n_estimators, e.g. "
+                "n_estimators // 10."
+            )
+
+    def _needs_scores(self) -> str:
+        return "bound='hoeffding'" if self.bound == "hoeffding" else ""
+
+    def _check_estimator(self) -> None:
+        super()._check_estimator()
+        if self.bound == "hoeffding" and not nested_nets(self.estimator):
+            if scoring_method(self.estimator) != "predict_proba":
+                raise TypeError(
+                    "bound='hoeffding' averages the members' class probabilities, but "
+                    f"{type(self.estimator).__name__} has no predict_proba. Use "
+                    "bound='clopper-pearson' or 'simultaneous' (votes), or a base estimator "
+                    "with predict_proba."
+                )
+
+    def _member_plan(self, X, y_encoded) -> MemberPlan:
+        return MemberPlan(
+            ALL_ROWS,
+            member_ids=np.arange(self.n_estimators),
+            view=self._member_view(),
+            view_once=True,
+        )
+
+    # ------------------------------------------------------------------ certificate
+    def _probabilities(self, scores: np.ndarray) -> np.ndarray:
+        """Member class probabilities from their scores (softmax of a net's logits)."""
+        nets = nested_nets(self.estimator)
+        if nets and _outputs_logits(nets[-1]):
+            shifted = scores - scores.max(axis=2, keepdims=True)
+            exp = np.exp(shifted)
+            return exp / exp.sum(axis=2, keepdims=True)
+        return scores
+
+    def _counts(self, scores, abstain) -> np.ndarray:
+        """Per-row vote counts ``(n, n_classes)`` of the given members (abstentions: none)."""
+        return bounds.fa_vote_counts(self._learner_votes(scores, abstain), scores.shape[2])
+
+    def _aggregate(self, scores, abstain) -> dict:
+        n_select = self._selection_size()
+        votes = self._counts(scores, abstain)
+        if scores.shape[0] == 0:
+            empty = np.zeros(0)
+            return dict(
+                prediction=np.zeros(0, np.int64),
+                radius=empty,
+                abstain=np.zeros(0, bool),
+                p_lower=empty,
+                p_upper=empty,
+                votes=votes,
+            )
+        # an abstaining member (NaN outputs) is a draw that voted for no class: it counts
+        # among the draws, never as the top class's vote
+        if self.bound == "simultaneous":
+            result = bounds.simultaneous_certify(
+                votes, self.alpha, self.sigma, n_draws=scores.shape[1]
+            )
+        elif self.bound == "clopper-pearson":
+            select = self._counts(scores[:, :n_select], abstain[:, :n_select])
+            result = bounds.cohen_certify(
+                select,
+                votes - select,
+                self.alpha,
+                self.sigma,
+                n_estimate=scores.shape[1] - n_select,
+            )
+        else:
+            proba = np.where(abstain[:, :, None], 0.0, self._probabilities(scores))
+            n_estimate = scores.shape[1] - n_select
+            result = bounds.hoeffding_certify(
+                _clipped(proba[:, :n_select].mean(axis=1)),
+                _clipped(proba[:, n_select:].mean(axis=1)),
+                n_estimate,
+                self.alpha,
+                self.sigma,
+            )
+        return dict(
+            prediction=result.prediction,
+            radius=result.radius,
+            abstain=result.abstain,
+            p_lower=result.p_lower,
+            p_upper=result.p_upper,
+            votes=votes,
+        )
+
+    def _predict_scores(self, scores, abstain) -> dict:
+        """The smoothed prediction: the most voted class (the mean probability for hoeffding)."""
+        if self.bound == "hoeffding":
+            proba = np.where(abstain[:, :, None], 0.0, self._probabilities(scores))
+            return {"prediction": np.argmax(proba.mean(axis=1), axis=1)}
+        return {"prediction": np.argmax(self._counts(scores, abstain), axis=1)}
+
+    def predict(self, X) -> np.ndarray:
+        """The smoothed classifier's prediction.
+
+        The most voted class over all members (ties to the smaller class index), i.e. the
+        class Cohen et al.'s PREDICT returns when it does not abstain; for
+        ``bound="hoeffding"`` the class with the largest average member probability. Where
+        the vote is too close to call, :meth:`certify` abstains;
+        :func:`sklearn_certify.bounds.cohen_predict` applied to ``certify(X).votes`` gives
+        PREDICT's own test.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Rows to predict.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        return super().predict(X)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Vote shares of the members (average member probabilities for ``bound="hoeffding"``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Rows to predict.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        if self.bound != "hoeffding":
+            return super().predict_proba(X)
+
+        def mean_proba(scores, abstain):
+            proba = np.where(abstain[:, :, None], 0.0, self._probabilities(scores))
+            return {"proba": proba.mean(axis=1)}
+
+        return self._in_batches(self._validate_X(X), mean_proba)["proba"]
+
+
+def _clipped(mean: np.ndarray) -> np.ndarray:
+    """Averages of probabilities, clipped into [0, 1] against float round-off."""
+    return np.clip(mean, 0.0, 1.0)
+
+
+def _outputs_logits(net) -> bool:
+    """Whether a skorch net's forward gives logits (softmax before use) or probabilities."""
+    import torch
+
+    criterion = net.criterion
+    return isinstance(criterion, type) and issubclass(criterion, torch.nn.CrossEntropyLoss)
