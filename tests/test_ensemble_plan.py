@@ -282,3 +282,17 @@ def test_sklearn_members_scored_in_parallel_agree(digits, n_jobs):
     members = fit_members(DecisionTreeClassifier(), X, y, rows, n_classes=10, random_state=1)
     one = member_outputs(members, X, n_classes=10)
     assert np.array_equal(member_outputs(members, X, n_classes=10, n_jobs=n_jobs), one)
+
+
+def test_view_once_trains_the_same_members_as_a_view_per_step(digits):
+    """Applying the view once per member or to every batch gives the same rows, hence the same
+    members (it only trades memory for time)."""
+    X, y = digits
+    kw = dict(n_classes=10, random_state=4, engine="vectorized", chunk_size=3)
+    fitted = []
+    for once in (False, True):
+        plan = MemberPlan(ALL_ROWS, member_ids=range(5), view=keyed_noise, view_once=once)
+        fitted.append(fit_members(_net(), X, y, plan, **kw))
+    for a, b in zip(*fitted, strict=True):
+        for p, q in zip(_params(a), _params(b), strict=True):
+            assert np.array_equal(p, q)

@@ -129,9 +129,10 @@ def simultaneous_certify(counts, alpha: float, sigma: float, *, n_draws=None) ->
       least ``1 - alpha``; ``p_lower`` is the top class's lower end and ``p_upper`` the
       smaller of the other classes' largest upper end and ``1 - p_lower``.
 
-    ``alpha / K`` per one-sided bound would not do for ``K > 2``: which class is bounded
-    from below and which from above depends on the counts, so each class can fail on either
-    side, and the failure rate can approach ``2 alpha`` when classes are close.
+    Why not ``alpha / K`` per one-sided bound for ``K > 2``: which class is bounded from
+    below and which from above depends on the counts, so each class may fail on either side,
+    and the union bound then only gives ``2 alpha``; ``alpha / (2K)`` per side makes it
+    ``alpha``.
 
     Parameters
     ----------

@@ -99,9 +99,6 @@ class BaseSmoothingEnsemble(BaseCertifiedEnsemble):
                 "n_estimators // 10."
             )
 
-    def _needs_scores(self) -> str:
-        return "bound='hoeffding'" if self.bound == "hoeffding" else ""
-
     def _check_estimator(self) -> None:
         super()._check_estimator()
         if self.bound == "hoeffding" and not nested_nets(self.estimator):
