@@ -5,11 +5,12 @@ function of ``(random_state, m, i)`` alone: member ``m`` must see the same noisy
 ``i`` in every epoch, on every engine and device, whatever other members or rows are in the
 batch (the user guide's rule "one noisy copy per member"). torch's generators are streams:
 what a draw returns depends on everything drawn before it. So the noise is computed from a
-counter-based hash instead: each (seed, row, feature) key is hashed to two independent 32-bit
-uniforms (the PCG output permutation of Jarzynski & Olano, "Hash Functions for GPU Rendering",
-2020, nested over the key's words), and the Box-Muller transform turns them into a standard
-normal draw. Everything is integer arithmetic on int64 tensors, so the uniforms are identical
-on CPU and GPU; the transform runs in float64.
+counter-based hash instead: each (seed, row, pair of features) key is hashed to two independent
+32-bit uniforms (the PCG output permutation of Jarzynski & Olano, "Hash Functions for GPU
+Rendering", 2020, nested over the key's words), and the Box-Muller transform turns them into
+two independent standard normal draws, one per feature of the pair. The hashing is integer
+arithmetic on int64 tensors, so the uniforms are identical on CPU and GPU; the transform runs
+in float64.
 """
 
 from __future__ import annotations
@@ -77,16 +78,16 @@ def keyed_normal(seeds, row_ids, feature_shape, *, dtype=None):
 
     dtype = torch.get_default_dtype() if dtype is None else dtype
     n_features = math.prod(feature_shape)
+    n_pairs = (n_features + 1) // 2  # one pair of uniforms gives two normals (cos and sin)
     first, second = _row_keys(seeds, row_ids)
-    features = torch.arange(n_features, device=row_ids.device, dtype=torch.int64)
-    salt_a = _pcg(features ^ _FEATURE_SALT[0])
-    salt_b = _pcg(features ^ _FEATURE_SALT[1])
-    u1 = _pcg(first[..., None] ^ salt_a)
-    u2 = _pcg(second[..., None] ^ salt_b)
+    pairs = torch.arange(n_pairs, device=row_ids.device, dtype=torch.int64)
+    u1 = _pcg(first[..., None] ^ _pcg(pairs ^ _FEATURE_SALT[0]))
+    u2 = _pcg(second[..., None] ^ _pcg(pairs ^ _FEATURE_SALT[1]))
     scale = 1.0 / 4294967296.0
     radius = torch.sqrt(-2.0 * torch.log((u1.to(torch.float64) + 0.5) * scale))
     angle = (2.0 * math.pi * scale) * (u2.to(torch.float64) + 0.5)
-    z = (radius * torch.cos(angle)).to(dtype)
+    z = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], dim=-1)
+    z = z.reshape(*row_ids.shape, 2 * n_pairs)[..., :n_features].to(dtype)
     return z.reshape(*row_ids.shape, *feature_shape)
 
 
