@@ -81,13 +81,18 @@ class BaseCertifiedEnsemble(
     * ``_member_plan(X, y_encoded)``: a :class:`~sklearn_certify.ensemble.MemberPlan` over
       all members (its ids ``0 .. n_members-1``), called once per ``fit`` after validation;
     * ``_aggregate(scores, abstain)``: from member scores ``(n, n_members, n_classes)`` and
-      the ``(n_members,)`` mask of abstaining members, a dict with ``prediction`` (class
-      indices), ``radius``, ``abstain`` and any certificate extras, for one batch of rows;
+      the ``(n, n_members)`` mask of abstentions (members without rows, and members whose
+      scores on a row are NaN), a dict with ``prediction`` (class indices), ``radius``,
+      ``abstain`` and any certificate extras, for one batch of rows;
     * ``_certificate_unit``: what the radius counts.
 
     Optional hooks: ``_fit_features(X)`` / ``_transform_features(X)`` (rows as the members
     see them; identity by default), ``_test_view()`` (a test-time member view, default
-    ``None``), ``_check_options(X, y_encoded)`` (checks before planning) and
+    ``None``), ``_check_options(X, y_encoded)`` (checks before planning), ``_needs_scores()``
+    (what needs real-valued member scores, checked against the base estimator),
+    ``_predict_scores(scores, abstain)`` (``predict``'s class indices, by default the
+    certified ones), ``_after_fit(X)`` (checks and records after training),
+    ``_int_params`` / ``_real_params`` (numeric parameters that refuse booleans) and
     ``_too_few_rows_hint`` (the fix suggested when a member's fit fails on its rows).
 
     Parameters
