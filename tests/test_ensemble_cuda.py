@@ -95,3 +95,26 @@ def test_dpa_on_cuda_certifies_and_pickles(digits):
     cpu = DPAClassifier(_net(device="cpu"), n_partitions=12, spread=2, random_state=0).fit(X, y)
     # same members up to float rounding: the predictions agree almost everywhere
     assert np.mean(cpu.predict(X[:100]) == cert.prediction) > 0.95
+
+
+def test_keyed_noise_is_the_same_on_cpu_and_gpu():
+    from sklearn_certify.smoothing import keyed_normal
+
+    seeds = torch.tensor([3, 2**62 + 7])
+    rows = torch.tensor([[0, 5, 9], [1, 2, 2**31 + 3]])
+    cpu = keyed_normal(seeds, rows, (4, 4), dtype=torch.float64)
+    gpu = keyed_normal(seeds.cuda(), rows.cuda(), (4, 4), dtype=torch.float64)
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-12, atol=1e-12)
+
+
+def test_rab_on_cuda_matches_the_loop_engine_and_certifies(digits):
+    from sklearn_certify import RABClassifier
+
+    X, y = digits
+    kw = dict(n_estimators=8, sigma=0.3, random_state=0)
+    vec = RABClassifier(_net(), engine="vectorized", **kw).fit(X, y)
+    loop = RABClassifier(_net(), engine="loop", **kw).fit(X, y)
+    assert vec.trained_members_.device.type == "cuda"
+    np.testing.assert_allclose(vec.member_scores(X[:50]), loop.member_scores(X[:50]), atol=1e-3)
+    cert = vec.certify(X[:100])
+    assert cert.unit == "l2" and (cert.radius >= 0).all()
