@@ -150,8 +150,8 @@ class BackdoorAttack(PoisoningAttack):
 
     def _check_options(self) -> None:
         if self._named():
-            for name, default in (("mask", None), ("alpha", 1.0)):
-                if getattr(self, name) != default:
+            for name, is_default in (("mask", self.mask is None), ("alpha", self.alpha == 1.0)):
+                if not is_default:
                     raise ValueError(
                         f"{name} applies to a custom trigger pattern (an array), not to "
                         f"trigger={self.trigger!r}; leave {name} at its default."
@@ -299,16 +299,3 @@ class BackdoorAttack(PoisoningAttack):
         ndarray of shape (n_test, ...)
         """
         return self.apply_trigger(X_test)
-
-    def evaluation_rows(self, y_test) -> np.ndarray:
-        """The test points of classes other than ``target_label`` (those a trigger can flip).
-
-        Parameters
-        ----------
-        y_test : array-like of shape (n_test,)
-
-        Returns
-        -------
-        ndarray of int64
-        """
-        return np.flatnonzero(np.asarray(y_test) != self.target_label).astype(np.int64)

@@ -385,7 +385,10 @@ class PoisoningAttack(BaseEstimator, metaclass=ABCMeta):
         return np.asarray(X_test)
 
     def evaluation_rows(self, y_test) -> np.ndarray:
-        """Indices of the test points the attack is evaluated on (all, by default).
+        """Indices of the test points the attack is evaluated on.
+
+        All of them, except for a global attack with a ``target_label`` (a backdoor, say),
+        which is evaluated on the points of the other classes: those it tries to move.
 
         Parameters
         ----------
@@ -395,7 +398,11 @@ class PoisoningAttack(BaseEstimator, metaclass=ABCMeta):
         -------
         ndarray of int64
         """
-        return np.arange(np.asarray(y_test).shape[0], dtype=np.int64)
+        y_test = np.asarray(y_test)
+        target = getattr(self, "target_label", None)
+        if target is None or self.per_target:
+            return np.arange(y_test.shape[0], dtype=np.int64)
+        return np.flatnonzero(y_test != target).astype(np.int64)
 
     def succeeded(self, clean_prediction, poisoned_prediction, y_true) -> np.ndarray:
         """Whether the attack reached its goal on each evaluated test point.
