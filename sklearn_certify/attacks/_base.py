@@ -413,7 +413,13 @@ class PoisoningAttack(BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        clean_prediction, poisoned_prediction, y_true : ndarray of shape (n,)
+        clean_prediction : ndarray of shape (n,)
+            The clean model's predictions on the evaluated inputs.
+        poisoned_prediction : ndarray of shape (n,)
+            The poisoned model's predictions on the same inputs.
+        y_true : ndarray of shape (n,)
+            Their true labels, for attacks whose goal depends on them (a subclass may
+            override this method; the attacks here do not read them).
 
         Returns
         -------

@@ -154,6 +154,17 @@ def evaluate_under_attack(
         ``n_certified_changed``, ``uncertified_changed`` (the same among the other points:
         near 1 when the certificate is tight against this attack) and ``violation``.
 
+    Raises
+    ------
+    CertificateViolationError
+        With ``on_violation="raise"``, at the first budget where the attack changed a
+        certified prediction.
+    ValueError
+        When ``estimator.random_state`` is not an int, when its certificates are
+        probabilistic (a smoothing classifier with ``alpha``: not supported yet), or when the
+        attack changes what the certificate does not count (rows or features against a
+        label-flip certificate).
+
     Examples
     --------
     >>> from sklearn.neighbors import KNeighborsClassifier
