@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["plot_bound_curve", "plot_certified_accuracy"]
+__all__ = ["plot_attack_vs_certificate", "plot_bound_curve", "plot_certified_accuracy"]
 
 
 def plot_certified_accuracy(curves, *, ax=None, xlabel: str = "attack size", title=None):
@@ -154,3 +154,112 @@ def plot_bound_curve(curve, *, ax=None, show_error: bool = True, title=None):
 def _curve_loss(curve) -> str:
     results = getattr(curve, "results", None)
     return results[0].loss if results else "hinge"
+
+
+#: What an attack budget counts, in words (x axis of :func:`plot_attack_vs_certificate`).
+BUDGET_WORDS = {
+    "rows": "poisoned training rows",
+    "samples": "inserted+deleted training rows",
+    "label_flips": "flipped training labels",
+    "l2": "l2 norm of the training-set perturbation",
+    "linf": "largest l_inf change of a training row",
+}
+
+#: The columns of :func:`sklearn_certify.attacks.evaluate_under_attack` drawn, and their style.
+_ATTACK_SERIES = (
+    ("certified_accuracy", "certified accuracy", "-", "o"),
+    ("clean_accuracy", "clean accuracy", ":", "."),
+    ("attack_success", "attack success", "--", "x"),
+)
+
+
+def _attack_rows(table) -> list:
+    rows = table.to_dict("records") if hasattr(table, "to_dict") else list(table)
+    needed = {"budget", "budget_unit", "violation", *(name for name, *_ in _ATTACK_SERIES)}
+    for row in rows:
+        if not isinstance(row, Mapping) or not needed <= set(row):
+            raise ValueError(
+                "each table must be the rows returned by "
+                "sklearn_certify.attacks.evaluate_under_attack (or a DataFrame of them), with "
+                f"the columns {sorted(needed)}."
+            )
+    if not rows:
+        raise ValueError("the table has no rows to plot.")
+    return sorted(rows, key=lambda row: row["budget"])
+
+
+def plot_attack_vs_certificate(table, *, ax=None, title=None):
+    """Certified accuracy, clean accuracy and attack success against the attack budget.
+
+    Draws what :func:`sklearn_certify.attacks.evaluate_under_attack` measured: at each
+    budget, the certified accuracy the clean model claims against an attack of that size
+    (solid), the accuracy of the poisoned model on clean test data (dotted) and the
+    fraction of test points on which the attack reached its goal (dashed). A budget at
+    which the attack changed a certified prediction (a certificate violation) is marked
+    with a red cross.
+
+    Parameters
+    ----------
+    table : list of dict, DataFrame, or mapping of label to either
+        The rows returned by ``evaluate_under_attack``; a mapping draws several tables
+        (e.g. one per method) in one colour each.
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure (with constrained layout) is made when None.
+    title : str, default=None
+        Axes title.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn_certify.plotting import plot_attack_vs_certificate
+    >>> rows = [dict(budget=b, budget_unit="rows", certified_accuracy=c, clean_accuracy=0.9,
+    ...              attack_success=s, violation=False)
+    ...         for b, c, s in [(0, 0.9, 0.0), (10, 0.4, 0.1), (50, 0.0, 0.8)]]
+    >>> ax = plot_attack_vs_certificate(rows)
+    >>> ax.get_xlabel(), len(ax.get_lines())
+    ('attack budget (poisoned training rows)', 3)
+    """
+    import matplotlib.pyplot as plt
+
+    tables = table if isinstance(table, Mapping) else {None: table}
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.8), layout="constrained")
+    units = set()
+    flagged = False
+    for i, (label, rows) in enumerate(tables.items()):
+        rows = _attack_rows(rows)
+        units.update(row["budget_unit"] for row in rows)
+        budgets = np.array([row["budget"] for row in rows], dtype=float)
+        for j, (name, words, style, marker) in enumerate(_ATTACK_SERIES):
+            values = np.array([row[name] for row in rows], dtype=float)
+            color = f"C{j}" if label is None else f"C{i}"
+            text = words if label is None else f"{label}: {words}"
+            ax.plot(budgets, values, linestyle=style, marker=marker, color=color, label=text)
+        bad = np.array([bool(row["violation"]) for row in rows])
+        if bad.any():
+            values = np.array([row["certified_accuracy"] for row in rows], dtype=float)
+            ax.plot(
+                budgets[bad],
+                values[bad],
+                "X",
+                color="red",
+                markersize=10,
+                label=None if flagged else "certified prediction changed",
+            )
+            flagged = True
+    if len(units) != 1:
+        raise ValueError(f"the tables count their budgets in different units: {sorted(units)}.")
+    unit = units.pop()
+    ax.set_xlabel(f"attack budget ({BUDGET_WORDS.get(unit, unit)})")
+    ax.set_ylabel("fraction of test points")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    if title is not None:
+        ax.set_title(title)
+    return ax

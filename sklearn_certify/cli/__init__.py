@@ -21,7 +21,7 @@ from sklearn_certify.cli._parser import CLIError, Parser
 __all__ = ["COMMAND_MODULES", "build_parser", "main", "package_version"]
 
 #: Modules of this package that each add one sub-command.
-COMMAND_MODULES: tuple[str, ...] = ("bound", "demo", "certify")
+COMMAND_MODULES: tuple[str, ...] = ("bound", "demo", "certify", "evaluate")
 
 #: Name of the console script declared in setup.cfg.
 CONSOLE_SCRIPT = "sklearn-certify"

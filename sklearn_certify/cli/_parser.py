@@ -18,6 +18,7 @@ __all__ = [
     "CLIError",
     "Parser",
     "n_jobs",
+    "non_negative_int",
     "open_fraction",
     "out_folder",
     "percentile",
@@ -72,6 +73,22 @@ def positive_int(text: str) -> int:
         The parsed value.
     """
     return _number(text, int, "an integer >= 1", lambda v: v >= 1)
+
+
+def non_negative_int(text: str) -> int:
+    """Option value type: an integer ``>= 0``.
+
+    Parameters
+    ----------
+    text : str
+        The value as typed.
+
+    Returns
+    -------
+    int
+        The parsed value.
+    """
+    return _number(text, int, "an integer >= 0", lambda v: v >= 0)
 
 
 def seed(text: str) -> int:

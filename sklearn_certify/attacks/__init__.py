@@ -1,0 +1,42 @@
+"""Poisoning attacks, and a harness that holds certificates to them.
+
+A certificate claims that no poisoning of a given size changes a prediction; the attacks
+here poison a training set within an exact budget, in the units certificates count, and
+:func:`evaluate_under_attack` refits the certified classifier on the poisoned data and
+checks that no certified prediction moved.
+
+* :class:`BackdoorAttack`: BadNets-style triggers (the RAB paper's one- and four-pixel
+  patterns, Gaussian blending, any mask and pattern), dirty- or clean-label, and the
+  matching test-time trigger.
+* :class:`LabelFlipAttack`: random flips, or the rows nearest a test point, one per
+  partition of a partition ensemble.
+* :class:`PartitionInsertionAttack`: near-copies of a test point hashed into the
+  partitions that decide its vote (the worst case of DPA for a 1-nearest-neighbour base).
+* :class:`SphereSlabAttack`: the candidate attack of
+  :func:`sklearn_certify.convex.upper_bound` as inserted rows.
+"""
+
+from sklearn_certify.attacks._backdoor import TRIGGERS, BackdoorAttack
+from sklearn_certify.attacks._base import COST_UNITS, PoisoningAttack, PoisonResult
+from sklearn_certify.attacks._evaluate import (
+    CertificateViolationError,
+    CertificateViolationWarning,
+    evaluate_under_attack,
+)
+from sklearn_certify.attacks._label_flip import LabelFlipAttack
+from sklearn_certify.attacks._partition_insertion import PartitionInsertionAttack
+from sklearn_certify.attacks._sphere_slab import SphereSlabAttack
+
+__all__ = [
+    "COST_UNITS",
+    "TRIGGERS",
+    "BackdoorAttack",
+    "CertificateViolationError",
+    "CertificateViolationWarning",
+    "LabelFlipAttack",
+    "PartitionInsertionAttack",
+    "PoisonResult",
+    "PoisoningAttack",
+    "SphereSlabAttack",
+    "evaluate_under_attack",
+]
