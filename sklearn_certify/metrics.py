@@ -18,6 +18,7 @@ from sklearn_certify._pipeline import certify
 __all__ = [
     "certified_accuracy",
     "certified_accuracy_curve",
+    "certified_against_rows",
     "make_certified_scorer",
     "median_certified_radius",
 ]
@@ -226,3 +227,72 @@ class _CertifiedScorer:
     def __repr__(self) -> str:
         strict = ", strict=True" if self.strict else ""
         return f"make_certified_scorer(radius={self.radius}{strict})"
+
+
+def certified_against_rows(
+    certificate: Certificate,
+    n_rows: int,
+    epsilon: float,
+    *,
+    norm: Literal["l2", "linf"] = "l2",
+    n_features: int | None = None,
+) -> np.ndarray:
+    """Whether each prediction is certified against ``n_rows`` rows moved by ``epsilon`` each.
+
+    For an ``"l2"`` certificate (training-set smoothing): ``r`` poisoned rows, each moved by
+    at most ``epsilon`` (l2, or l-infinity with ``norm="linf"`` over ``n_features``
+    features), perturb the training set by at most ``sqrt(r) * epsilon`` in l2 (times
+    ``sqrt(n_features)`` for l-infinity). A prediction is certified against every such attack
+    when it does not abstain and that total is strictly below its radius (the theorem's
+    condition is strict).
+
+    Parameters
+    ----------
+    certificate : Certificate
+        A certificate with ``unit="l2"``.
+    n_rows : int
+        Number of perturbed training rows, >= 1.
+    epsilon : float
+        Largest perturbation of one row, >= 0, in ``norm``.
+    norm : {"l2", "linf"}, default="l2"
+        The norm ``epsilon`` is measured in.
+    n_features : int, default=None
+        Features per row; required for ``norm="linf"``.
+
+    Returns
+    -------
+    ndarray of bool of shape (n_samples,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_certify import Certificate
+    >>> from sklearn_certify.metrics import certified_against_rows
+    >>> cert = Certificate(np.array([0, 1]), np.array([1.0, 0.3]), np.array([False, False]),
+    ...                    "l2")
+    >>> certified_against_rows(cert, 4, 0.2).tolist()  # total 0.4
+    [True, False]
+    >>> certified_against_rows(cert, 4, 8 / 255, norm="linf", n_features=64).tolist()
+    [True, False]
+    """
+    from sklearn_certify.bounds import l2_radius_per_sample, linf_to_l2
+
+    if not isinstance(certificate, Certificate):
+        raise TypeError(f"certificate must be a Certificate, got {type(certificate).__name__}.")
+    if certificate.unit != "l2":
+        raise ValueError(
+            f"certified_against_rows needs an l2 certificate over the training set, got "
+            f"unit={certificate.unit!r}."
+        )
+    if norm not in ("l2", "linf"):
+        raise ValueError(f"norm must be 'l2' or 'linf', got {norm!r}.")
+    if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) or not epsilon >= 0:
+        raise ValueError(f"epsilon must be a non-negative number, got {epsilon!r}.")
+    if norm == "linf":
+        if n_features is None:
+            raise ValueError("norm='linf' needs n_features (features per row).")
+        epsilon = float(linf_to_l2(epsilon, n_features))
+    elif n_features is not None:
+        raise ValueError("n_features only applies to norm='linf'.")
+    budget = l2_radius_per_sample(certificate.radius, n_rows)  # radius / sqrt(n_rows)
+    return ~certificate.abstain & (budget > epsilon)

@@ -145,3 +145,29 @@ def test_certify_passes_rows_through_earlier_steps():
 def test_certify_refuses_estimators_without_certify():
     with pytest.raises(TypeError, match="no certify method"):
         certify(LogisticRegression(), np.zeros((2, 2)))
+
+
+def test_certified_against_rows_converts_budgets_strictly():
+    from sklearn_certify.metrics import certified_against_rows
+
+    cert = Certificate(
+        np.array([0, 1, 1, 0]),
+        np.array([1.0, 0.4, 0.4, 0.0]),
+        np.array([False, False, False, True]),
+        "l2",
+    )
+    # 4 rows of l2 0.2: total 0.4, certified only where the radius is strictly larger
+    assert certified_against_rows(cert, 4, 0.2).tolist() == [True, False, False, False]
+    assert certified_against_rows(cert, 1, 0.39).tolist() == [True, True, True, False]
+    # l-infinity 8/255 on 64 features is at most 8/255 * 8 = 0.251 in l2 per row
+    linf = certified_against_rows(cert, 1, 8 / 255, norm="linf", n_features=64)
+    assert linf.tolist() == [True, True, True, False]
+    assert not certified_against_rows(cert, 3, 8 / 255, norm="linf", n_features=64)[1]
+    with pytest.raises(ValueError, match="l2 certificate"):
+        certified_against_rows(
+            Certificate(np.array([0]), np.array([2]), np.array([False]), "samples"), 1, 0.1
+        )
+    with pytest.raises(ValueError, match="n_features"):
+        certified_against_rows(cert, 1, 0.1, norm="linf")
+    with pytest.raises(ValueError, match="epsilon"):
+        certified_against_rows(cert, 1, -0.1)
