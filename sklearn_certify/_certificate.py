@@ -8,8 +8,9 @@ import numpy as np
 
 __all__ = ["RADIUS_UNITS", "Certificate"]
 
-#: What a radius can count.
-RADIUS_UNITS = ("samples", "label_flips", "l2")
+#: What a radius can count: training-set changes ("samples", "label_flips", "l2") or a
+#: perturbation of the test input alone ("input_l2").
+RADIUS_UNITS = ("samples", "label_flips", "l2", "input_l2")
 
 
 def _as_1d(name: str, value, n: int | None) -> np.ndarray:
@@ -49,10 +50,13 @@ class Certificate:
         where nothing is certified. Never negative, never NaN.
     abstain : ndarray of bool of shape (n_samples,)
         True where the method abstains; the radius is then 0.
-    unit : {"samples", "label_flips", "l2"}
+    unit : {"samples", "label_flips", "l2", "input_l2"}
         What the radius counts: inserted plus deleted training samples, flipped
-        training labels, or the l2 norm of the total training-set perturbation
-        ``sqrt(sum_i ||delta_i||^2)``.
+        training labels, the l2 norm of the total training-set perturbation
+        ``sqrt(sum_i ||delta_i||^2)``, or (``"input_l2"``) the l2 norm
+        ``||delta||`` of a perturbation of the test input only, the training set
+        being trusted (test-time smoothing,
+        :class:`~sklearn_certify.RandomizedSmoothingClassifier`).
     p_lower, p_upper : ndarray of shape (n_samples,), default=None
         Confidence bounds on the top and runner-up class probability, for
         smoothing certificates.

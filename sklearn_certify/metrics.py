@@ -24,6 +24,10 @@ __all__ = [
 ]
 
 
+#: Units whose radii are real numbers (the others count samples or labels).
+_REAL_UNITS = ("l2", "input_l2")
+
+
 def _certified_correct(y_true, certificate: Certificate) -> np.ndarray:
     if not isinstance(certificate, Certificate):
         raise TypeError(
@@ -96,8 +100,8 @@ def certified_accuracy_curve(
     radii : array-like, default=None
         Attack sizes to evaluate. By default every integer ``0..max`` for
         ``"samples"`` / ``"label_flips"`` certificates, and ``0`` plus every
-        distinct certified radius of a correct sample for ``"l2"`` (the corners
-        of the step function).
+        distinct certified radius of a correct sample for ``"l2"`` and
+        ``"input_l2"`` (the corners of the step function).
 
     Returns
     -------
@@ -120,7 +124,7 @@ def certified_accuracy_curve(
     correct = _certified_correct(y_true, certificate)
     if radii is None:
         good = certificate.radius[correct]
-        if certificate.unit == "l2":
+        if certificate.unit in _REAL_UNITS:
             radii = np.unique(np.concatenate([[0.0], good.astype(float)]))
         else:
             radii = np.arange(int(good.max()) + 1 if good.size else 1)
@@ -176,8 +180,11 @@ def median_certified_radius(
     """
     if convention not in ("largest", "dpa_script"):
         raise ValueError(f"convention must be 'largest' or 'dpa_script', got {convention!r}.")
-    if convention == "dpa_script" and certificate.unit == "l2":
-        raise ValueError("convention='dpa_script' applies to integer radii (DPA), not unit 'l2'.")
+    if convention == "dpa_script" and certificate.unit in _REAL_UNITS:
+        raise ValueError(
+            "convention='dpa_script' applies to integer radii (DPA), not unit "
+            f"{certificate.unit!r}."
+        )
     radii, accuracy = certified_accuracy_curve(y_true, certificate)
     above = np.flatnonzero(accuracy >= 0.5)
     if convention == "dpa_script":
