@@ -6,6 +6,7 @@ shared core (:class:`BaseSmoothingEnsemble`) and the keyed noise (:func:`keyed_n
 :class:`GaussianNoiseView`) are what the other smoothing classifiers build on.
 """
 
+from sklearn_certify.smoothing._augment import GaussianAugmentation
 from sklearn_certify.smoothing._core import BOUNDS, BaseSmoothingEnsemble
 from sklearn_certify.smoothing._noise import GaussianNoiseView, keyed_normal
 from sklearn_certify.smoothing._rab import RABClassifier, TestNoiseView
@@ -13,6 +14,7 @@ from sklearn_certify.smoothing._rab import RABClassifier, TestNoiseView
 __all__ = [
     "BOUNDS",
     "BaseSmoothingEnsemble",
+    "GaussianAugmentation",
     "GaussianNoiseView",
     "RABClassifier",
     "TestNoiseView",
