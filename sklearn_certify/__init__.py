@@ -6,6 +6,7 @@ from sklearn_certify._certificate import Certificate
 from sklearn_certify._pipeline import UnsoundPipelineWarning, certify
 from sklearn_certify.partition import DPAClassifier
 from sklearn_certify.smoothing import RABClassifier
+from sklearn_certify.smoothing._cohen import RandomizedSmoothingClassifier
 
 try:
     __version__ = version("sklearn_certify")
@@ -16,6 +17,7 @@ __all__ = [
     "Certificate",
     "DPAClassifier",
     "RABClassifier",
+    "RandomizedSmoothingClassifier",
     "UnsoundPipelineWarning",
     "__version__",
     "certify",

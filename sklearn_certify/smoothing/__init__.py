@@ -4,9 +4,14 @@
 perturbation of the training features (and the test input) of bounded total l2 norm. The
 shared core (:class:`BaseSmoothingEnsemble`) and the keyed noise (:func:`keyed_normal`,
 :class:`GaussianNoiseView`) are what the other smoothing classifiers build on.
+
+:class:`RandomizedSmoothingClassifier` (Cohen et al., 2019) smooths the *test input* instead:
+one base model trained with :class:`GaussianAugmentation`, certified against l2 perturbations
+of the input it classifies.
 """
 
 from sklearn_certify.smoothing._augment import GaussianAugmentation
+from sklearn_certify.smoothing._cohen import RandomizedSmoothingClassifier
 from sklearn_certify.smoothing._core import BOUNDS, BaseSmoothingEnsemble
 from sklearn_certify.smoothing._noise import GaussianNoiseView, keyed_normal
 from sklearn_certify.smoothing._rab import RABClassifier, TestNoiseView
@@ -17,6 +22,7 @@ __all__ = [
     "GaussianAugmentation",
     "GaussianNoiseView",
     "RABClassifier",
+    "RandomizedSmoothingClassifier",
     "TestNoiseView",
     "keyed_normal",
 ]
