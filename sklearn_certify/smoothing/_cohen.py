@@ -112,7 +112,7 @@ class RandomizedSmoothingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEst
         Seed drawn from ``random_state`` in ``fit``; every draw derives from it.
     n_features_in_ : int
         Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Feature names seen in ``fit`` (only when ``X`` has string column names).
 
     See Also
