@@ -61,7 +61,8 @@ def keyed_normal(seeds, row_ids, feature_shape, *, dtype=None):
 
     Returns
     -------
-    torch.Tensor of shape (M, W, *feature_shape)
+    noise : torch.Tensor
+        Shape ``(M, W, *feature_shape)``.
 
     Examples
     --------
