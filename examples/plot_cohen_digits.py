@@ -32,7 +32,6 @@ from sklearn_certify.datasets import load_digits
 from sklearn_certify.metrics import certified_accuracy, certified_accuracy_curve
 from sklearn_certify.plotting import plot_certified_accuracy
 
-torch.set_num_threads(1)  # the network is tiny: one thread is the fastest here
 X, y = load_digits(split="train")  # pixels in [0, 1]: sigma and radii are in pixel units
 X_test, y_test = load_digits(split="test")
 
@@ -67,6 +66,8 @@ net = NeuralNetClassifier(
 
 sigmas = (0.12, 0.25, 0.5)
 certificates = {}
+threads = torch.get_num_threads()
+torch.set_num_threads(1)  # the network is tiny: one thread is the fastest here
 for sigma in sigmas:
     clf = RandomizedSmoothingClassifier(
         net, sigma=sigma, n_select=100, n_samples=1000, alpha=0.001, random_state=0
@@ -80,6 +81,7 @@ for sigma in sigmas:
         f"sigma={sigma}: fit {fitted - start:.1f} s, certify {len(X_test)} images "
         f"x {clf.n_select + clf.n_samples} draws {done - fitted:.1f} s"
     )
+torch.set_num_threads(threads)
 
 # %%
 # Certified accuracy
