@@ -127,5 +127,7 @@ class GaussianAugmentation(BaseEstimator):
     def on_batch_end(self, net, batch=None, training=None, **kwargs) -> None:
         """Called by skorch after each batch; does nothing."""
 
-    def on_grad_computed(self, net, named_parameters, X=None, y=None, training=None, **kwargs):
+    def on_grad_computed(
+        self, net, named_parameters, X=None, y=None, training=None, **kwargs
+    ) -> None:
         """Called by skorch once gradients are computed; does nothing."""

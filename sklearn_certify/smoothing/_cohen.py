@@ -192,7 +192,7 @@ class RandomizedSmoothingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEst
 
     # ------------------------------------------------------------------ fitting
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y):
+    def fit(self, X, y) -> RandomizedSmoothingClassifier:
         """Train one copy of the base classifier on Gaussian-noised inputs.
 
         Parameters
