@@ -39,5 +39,7 @@ def disjoint_subsets(n, sizes, seed=0):
 def keyed_noise(X, row_ids, member_ids, seeds, scale=0.3):
     """Noise that is a function of (member seed, row id) only: the rule a training view obeys."""
     key = seeds[:, None] * 1_000_003 + row_ids  # (M, W), distinct per (member, row)
-    phase = (key % 9973).to(X.dtype)[..., None] + torch.arange(X.shape[-1], dtype=X.dtype)
+    phase = (key % 9973).to(X.dtype)[..., None] + torch.arange(
+        X.shape[-1], dtype=X.dtype, device=X.device
+    )
     return X + scale * torch.sin(phase)
