@@ -91,7 +91,8 @@ class BaseCertifiedEnsemble(
     ``None``), ``_check_options(X, y_encoded)`` (checks before planning), ``_needs_scores()``
     (what needs real-valued member scores, checked against the base estimator),
     ``_predict_scores(scores, abstain)`` (``predict``'s class indices, by default the
-    certified ones), ``_after_fit(X)`` (checks and records after training),
+    certified ones), ``_member_estimator(X, y_encoded)`` (the estimator the members are
+    cloned from), ``_after_fit(X)`` (checks and records after training),
     ``_int_params`` / ``_real_params`` (numeric parameters that refuse booleans) and
     ``_too_few_rows_hint`` (the fix suggested when a member's fit fails on its rows).
 
@@ -205,7 +206,7 @@ class BaseCertifiedEnsemble(
         if trained.size:
             try:
                 members = fit_members(
-                    self.estimator,
+                    self._member_estimator(X_fit, y_encoded),
                     X_fit,
                     y_encoded,
                     plan.select(trained),
@@ -283,6 +284,10 @@ class BaseCertifiedEnsemble(
     def _needs_scores(self) -> str:
         """The name of what needs real-valued member scores, or ``""`` if labels suffice."""
         return ""
+
+    def _member_estimator(self, X, y_encoded):
+        """The estimator the members are cloned from (``estimator`` itself by default)."""
+        return self.estimator
 
     def _after_fit(self, X) -> None:
         """Checks on the trained members and what a subclass records about them; none here."""
