@@ -50,6 +50,7 @@ INVENTORIES = {
          "generated/joblib.parallel_config.html#joblib.parallel_config"),
     ]),
     "torch": ("PyTorch", "https://docs.pytorch.org/docs/stable/", [
+        ("torch.device", "py:class", "tensor_attributes.html#torch.device"),
         ("torch.func", "py:module", "func.html"),
         ("torch.func.functional_call", "py:function",
          "generated/torch.func.functional_call.html#torch.func.functional_call"),
