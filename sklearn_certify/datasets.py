@@ -3,7 +3,8 @@
 Everything here wraps :func:`sklearn.datasets.load_digits` (1,797 8x8 images of
 handwritten digits, 16 grey levels), which ships inside scikit-learn: nothing is
 downloaded. Digits 1 vs 7 stand in for the MNIST 1-vs-7 task of the poisoning
-literature.
+literature. :func:`load_digits_for_denoising` splits the digits three ways, so that the
+bundled digits denoiser is trained on rows that are never certified.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ import numpy as np
 from sklearn import datasets as _sk_datasets
 from sklearn.model_selection import train_test_split
 
-__all__ = ["load_digits", "load_digits_1v7"]
+__all__ = ["load_digits", "load_digits_1v7", "load_digits_for_denoising"]
 
 #: Grey levels of the raw sklearn digits: pixel values are integers 0..16.
 DIGITS_MAX_VALUE = 16
 
 _SPLIT_SEED = 0
+
+#: Fraction of the digits reserved as trusted data for the bundled denoiser.
+DENOISER_FRACTION = 0.4
 
 
 def _select_split(X, y, split, test_size):
@@ -33,6 +37,17 @@ def _select_split(X, y, split, test_size):
         X, y, test_size=test_size, stratify=y, random_state=_SPLIT_SEED
     )
     return (X_train, y_train) if split == "train" else (X_test, y_test)
+
+
+def _keep_digits(X, y, digits):
+    if digits is None:
+        return X, y
+    digits = np.asarray(digits)
+    unknown = np.setdiff1d(digits, np.arange(10))
+    if digits.size == 0 or unknown.size:
+        raise ValueError(f"digits must be a non-empty subset of 0..9, got {digits.tolist()}.")
+    keep = np.isin(y, digits)
+    return X[keep], y[keep]
 
 
 def load_digits(
@@ -81,13 +96,7 @@ def load_digits(
     bunch = _sk_datasets.load_digits()
     X = bunch.data
     y = bunch.target.astype(np.int64)
-    if digits is not None:
-        digits = np.asarray(digits)
-        unknown = np.setdiff1d(digits, np.arange(10))
-        if digits.size == 0 or unknown.size:
-            raise ValueError(f"digits must be a non-empty subset of 0..9, got {digits.tolist()}.")
-        keep = np.isin(y, digits)
-        X, y = X[keep], y[keep]
+    X, y = _keep_digits(X, y, digits)
     X = X.astype(np.uint8) if raw else (X / DIGITS_MAX_VALUE).astype(np.float32)
     if shape == "image":
         X = X.reshape(-1, 1, 8, 8)
@@ -122,3 +131,72 @@ def load_digits_1v7(
     """
     X, y = load_digits(digits=(1, 7), split=split, test_size=test_size)
     return X.astype(np.float64), np.where(y == 7, 1, -1).astype(np.int64)
+
+
+def _denoiser_split(y: np.ndarray) -> np.ndarray:
+    """Boolean mask of the trusted rows: a fixed stratified 40% of all 1,797 digits."""
+    trusted, _ = train_test_split(
+        np.arange(y.shape[0]), train_size=DENOISER_FRACTION, stratify=y, random_state=_SPLIT_SEED
+    )
+    mask = np.zeros(y.shape[0], dtype=bool)
+    mask[trusted] = True
+    return mask
+
+
+def load_digits_for_denoising(
+    *,
+    split: Literal["denoiser", "train", "test"],
+    shape: Literal["flat", "image"] = "flat",
+    digits=None,
+    test_size: float = 0.25,
+    raw: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sklearn's digits in three disjoint parts: trusted denoiser data, train and test.
+
+    A denoiser used for certified smoothing must never have seen the data being certified
+    (see :func:`~sklearn_certify.denoisers.check_trusted_denoiser`). The bundled digits
+    denoiser (:func:`~sklearn_certify.denoisers.load_bundled`) was trained on exactly the
+    ``"denoiser"`` rows: a fixed stratified 40% of the 1,797 digits (seed 0). The other 60%
+    are split, stratified with seed 0, into ``"train"`` and ``"test"`` for certification
+    experiments. The three parts are disjoint and together hold every digit once. They are
+    not the splits of :func:`load_digits`, whose ``"train"`` split contains all the
+    ``"denoiser"`` rows.
+
+    Parameters
+    ----------
+    split : {"denoiser", "train", "test"}
+        Which part to return.
+    shape : {"flat", "image"}, default="flat"
+        ``"flat"`` gives X of shape (n, 64), ``"image"`` gives (n, 1, 8, 8).
+    digits : sequence of int, default=None
+        Keep only these digits of the part (the parts themselves do not change).
+    test_size : float, default=0.25
+        Fraction of the non-denoiser rows in the ``"test"`` part; the ``"denoiser"`` part does
+        not depend on it.
+    raw : bool, default=False
+        If True, X holds the integer grey levels 0..16 as ``uint8``.
+
+    Returns
+    -------
+    X : ndarray of shape (n, 64) or (n, 1, 8, 8)
+        float32 in [0, 1], or uint8 in 0..16 when ``raw=True``.
+    y : ndarray of shape (n,)
+        int64 digit labels.
+
+    Examples
+    --------
+    >>> from sklearn_certify.datasets import load_digits_for_denoising
+    >>> sizes = [load_digits_for_denoising(split=s)[0].shape[0]
+    ...          for s in ("denoiser", "train", "test")]
+    >>> sizes, sum(sizes)
+    ([718, 809, 270], 1797)
+    """
+    if split not in ("denoiser", "train", "test"):
+        raise ValueError(f"split must be 'denoiser', 'train' or 'test', got {split!r}.")
+    X, y = load_digits(shape=shape, raw=raw)
+    trusted = _denoiser_split(y)
+    if split == "denoiser":
+        X, y = X[trusted], y[trusted]
+    else:
+        X, y = _select_split(X[~trusted], y[~trusted], split, test_size)
+    return _keep_digits(X, y, digits)

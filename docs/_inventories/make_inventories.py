@@ -51,6 +51,7 @@ INVENTORIES = {
     ]),
     "torch": ("PyTorch", "https://docs.pytorch.org/docs/stable/", [
         ("torch.Generator", "py:class", "generated/torch.Generator.html#torch.Generator"),
+        ("torch.device", "py:class", "tensor_attributes.html#torch.device"),
         ("torch.func", "py:module", "func.html"),
         ("torch.func.functional_call", "py:function",
          "generated/torch.func.functional_call.html#torch.func.functional_call"),
