@@ -5,8 +5,11 @@ from importlib.metadata import PackageNotFoundError, version
 from sklearn_certify._certificate import Certificate
 from sklearn_certify._pipeline import UnsoundPipelineWarning, certify
 from sklearn_certify.partition import DPAClassifier
-from sklearn_certify.smoothing import RABClassifier
-from sklearn_certify.smoothing._cohen import RandomizedSmoothingClassifier
+from sklearn_certify.smoothing import (
+    DenoisedSmoothingClassifier,
+    RABClassifier,
+    RandomizedSmoothingClassifier,
+)
 
 try:
     __version__ = version("sklearn_certify")
@@ -16,6 +19,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 __all__ = [
     "Certificate",
     "DPAClassifier",
+    "DenoisedSmoothingClassifier",
     "RABClassifier",
     "RandomizedSmoothingClassifier",
     "UnsoundPipelineWarning",

@@ -8,21 +8,34 @@ shared core (:class:`BaseSmoothingEnsemble`) and the keyed noise (:func:`keyed_n
 :class:`RandomizedSmoothingClassifier` (Cohen et al., 2019) smooths the *test input* instead:
 one base model trained with :class:`GaussianAugmentation`, certified against l2 perturbations
 of the input it classifies.
+
+:class:`DenoisedSmoothingClassifier` (Hong, Carlini & Kurakin, 2024) is RAB without test noise
+whose members train on their noisy copy after a trusted denoiser has cleaned it.
 """
 
 from sklearn_certify.smoothing._augment import GaussianAugmentation
 from sklearn_certify.smoothing._cohen import RandomizedSmoothingClassifier
 from sklearn_certify.smoothing._core import BOUNDS, BaseSmoothingEnsemble
+from sklearn_certify.smoothing._denoised import (
+    RAW_PRETRAIN,
+    DenoisedNoiseView,
+    DenoisedSmoothingClassifier,
+    WarmStart,
+)
 from sklearn_certify.smoothing._noise import GaussianNoiseView, keyed_normal
 from sklearn_certify.smoothing._rab import RABClassifier, TestNoiseView
 
 __all__ = [
     "BOUNDS",
+    "RAW_PRETRAIN",
     "BaseSmoothingEnsemble",
+    "DenoisedNoiseView",
+    "DenoisedSmoothingClassifier",
     "GaussianAugmentation",
     "GaussianNoiseView",
     "RABClassifier",
     "RandomizedSmoothingClassifier",
     "TestNoiseView",
+    "WarmStart",
     "keyed_normal",
 ]
