@@ -11,6 +11,7 @@ EXAMPLE_ORDER = (
     "plot_dpa_fa_runoff.py",
     "plot_dpa_grid_search.py",
     "plot_rab_digits.py",
+    "plot_denoised_digits.py",
     "plot_cohen_digits.py",
     "plot_attack_partition_insertion.py",
     "plot_attack_backdoor_dpa.py",
