@@ -296,3 +296,27 @@ def test_view_once_trains_the_same_members_as_a_view_per_step(digits):
     for a, b in zip(*fitted, strict=True):
         for p, q in zip(_params(a), _params(b), strict=True):
             assert np.array_equal(p, q)
+
+
+def test_view_once_auto_keeps_copies_only_while_they_fit(digits):
+    """'auto' applies the view once while the chunk's copies fit the budget, per step
+    otherwise; both give the same members."""
+    from sklearn_certify.ensemble._net_config import NetConfig, unsupported_reason
+    from sklearn_certify.ensemble._vectorized import _chunking
+
+    X, y = digits
+    plan = MemberPlan(ALL_ROWS, member_ids=range(6), view=keyed_noise, view_once="auto")
+    net = _net()
+    config, probe = NetConfig(net, 10), unsupported_reason(net, X, 10)[1]
+    assert _chunking(config, probe, X, plan, None, None)[1]  # 300 x 64 rows: copies fit
+    assert not _chunking(config, probe, X, plan, None, 4 * X.nbytes)[1]  # a tiny budget
+    assert _chunking(config, probe, X, plan, 3, None) == (3, True)
+    assert _chunking(config, probe, X, plan, 3, 2 * X.nbytes) == (3, False)
+    kw = dict(n_classes=10, random_state=1, engine="vectorized", chunk_size=3)
+    big = fit_members(net, X, y, plan, **kw)
+    small = fit_members(net, X, y, plan, memory_budget=2 * X.nbytes, **kw)
+    for a, b in zip(big, small, strict=True):
+        for p, q in zip(_params(a), _params(b), strict=True):
+            assert np.array_equal(p, q)
+    with pytest.raises(ValueError, match="view_once"):
+        MemberPlan(ALL_ROWS, member_ids=[0], view=keyed_noise, view_once="always")

@@ -51,13 +51,15 @@ class MemberPlan:
         per member on all its rows, the vectorized engine once per training step on a chunk's
         batches, where placeholder slots carry member id ``-1`` and seed ``0``). Row ``i`` of
         member ``m`` then always looks the same, in every epoch, for both engines.
-    view_once : bool, default=False
+    view_once : bool or "auto", default=False
         Vectorized engine: apply the view once per member to every row it sees, keep the
         result on the device and gather batches from it, instead of applying it to each
         step's batches. Same rows either way (the view is a function of member and row);
         ``view_once`` trades memory (a viewed copy of the rows per chunk slot, which the chunk
         size accounts for) for not recomputing the view every epoch: right for views that
-        cost more than a training step, such as keyed noise over many epochs or a denoiser.
+        cost more than a training step (a denoiser, ``True``). ``"auto"`` applies it once
+        only while the copies leave chunks at least half as large as without them (keyed
+        noise on a small data set), and per step otherwise (the same noise on a large one).
 
     Examples
     --------
@@ -74,7 +76,7 @@ class MemberPlan:
     member_ids: np.ndarray | None = None
     n_members_total: int | None = None
     view: Callable | None = field(default=None, repr=False)
-    view_once: bool = False
+    view_once: bool | str = False
 
     def __post_init__(self):
         all_rows = isinstance(self.rows, str)
@@ -100,6 +102,8 @@ class MemberPlan:
                 )
         object.__setattr__(self, "member_ids", ids)
         object.__setattr__(self, "n_members_total", _as_total(self.n_members_total, ids))
+        if self.view_once not in (True, False, "auto"):
+            raise ValueError(f"view_once must be True, False or 'auto', got {self.view_once!r}.")
         if self.view is not None and not callable(self.view):
             raise TypeError(
                 f"view must be a callable view(X, row_ids, member_ids, seeds), got {self.view!r}."

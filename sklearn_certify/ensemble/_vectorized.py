@@ -35,7 +35,11 @@ from typing import NamedTuple
 import numpy as np
 
 from sklearn_certify.ensemble._loop import check_view_output
-from sklearn_certify.ensemble._net_config import NetConfig, auto_chunk_size
+from sklearn_certify.ensemble._net_config import (
+    _DEFAULT_MEMORY_BUDGET,
+    NetConfig,
+    auto_chunk_size,
+)
 from sklearn_certify.ensemble._optim import optimizer_step
 from sklearn_certify.ensemble._schedule import batch_schedule
 from sklearn_certify.ensemble._seeding import (
@@ -361,7 +365,8 @@ def train_chunks(net, X, y, plan, specs, progress=None, **kwargs) -> list:
     """Train several chunks one after another (one joblib job), sharing one workspace.
 
     ``specs`` holds ``(positions, member_ids, slots)`` per chunk, where ``positions`` are the
-    plan positions of the chunk's members; ``kwargs`` go to :func:`train_chunk`. A plan with
+    plan positions of the chunk's members; ``kwargs`` go to :func:`train_chunk` (with
+    ``view_once`` as decided for the whole fit). A plan with
     all rows puts ``X`` on the device once for every chunk of the job. ``progress`` (a tqdm
     bar) advances by each chunk's members. Returns one dict of stacked parameters per chunk.
     """
@@ -380,7 +385,6 @@ def train_chunks(net, X, y, plan, specs, progress=None, **kwargs) -> list:
                 member_ids,
                 slots,
                 view=plan.view,
-                view_once=plan.view_once,
                 workspace=workspace,
                 **kwargs,
             )
@@ -388,6 +392,37 @@ def train_chunks(net, X, y, plan, specs, progress=None, **kwargs) -> list:
         if progress is not None:
             progress.update(len(member_ids))
     return results
+
+
+def _chunking(config, probe, X, plan, chunk_size, memory_budget) -> tuple[int, bool]:
+    """Chunk size and whether the plan's view is applied once per member (``view_once``).
+
+    ``view_once="auto"`` applies the view once when every slot's viewed copy of the rows fits
+    the memory budget at a chunk size at least half the one without the copies (or, with a
+    given ``chunk_size``, when ``chunk_size`` copies fit the budget); otherwise per step. The
+    two give the same rows, so the choice only trades memory for time.
+    """
+    once = plan.view is not None and bool(plan.view_once)
+    if chunk_size is not None:
+        if plan.view_once == "auto":
+            budget = _DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget
+            once = chunk_size * X.nbytes <= budget
+        return chunk_size, once
+    kw = dict(
+        row_numel=int(np.prod(X.shape[1:])) if X.ndim > 1 else 1,
+        n_members_total=plan.n_members_total,
+        memory_budget=memory_budget,
+        shared_bytes=X.nbytes if plan.all_rows else 0,
+        with_view=plan.view is not None,
+    )
+    with_copies = auto_chunk_size(config, probe, member_data_bytes=X.nbytes, **kw)
+    if not once:
+        return auto_chunk_size(config, probe, **kw), False
+    if plan.view_once == "auto":
+        without = auto_chunk_size(config, probe, **kw)
+        if 2 * with_copies < without:
+            return without, False
+    return with_copies, True
 
 
 def fit_vectorized(
@@ -411,20 +446,7 @@ def fit_vectorized(
 
     config = NetConfig(net, n_classes)
     member_ids = plan.member_ids
-    if chunk_size is None:
-        row_numel = int(np.prod(X.shape[1:])) if X.ndim > 1 else 1
-        shared_bytes = X.nbytes if plan.all_rows else 0
-        viewed_once = plan.view is not None and plan.view_once
-        chunk_size = auto_chunk_size(
-            config,
-            probe,
-            row_numel,
-            plan.n_members_total,
-            memory_budget,
-            shared_bytes=shared_bytes,
-            with_view=plan.view is not None,
-            member_data_bytes=X.nbytes if viewed_once else 0,
-        )
+    chunk_size, view_once = _chunking(config, probe, X, plan, chunk_size, memory_budget)
     chunks: dict[int, list[int]] = {}
     for pos, mid in enumerate(member_ids):
         chunks.setdefault(int(mid) // chunk_size, []).append(pos)
@@ -443,6 +465,7 @@ def fit_vectorized(
     n_groups = 1 if workers == 1 else min(len(specs), 4 * workers)
     groups = [g for g in np.array_split(np.arange(len(specs)), n_groups) if g.size]
     kwargs = dict(
+        view_once=view_once,
         chunk_size=chunk_size,
         n_classes=n_classes,
         random_state=random_state,

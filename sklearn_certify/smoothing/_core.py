@@ -52,6 +52,8 @@ class BaseSmoothingEnsemble(BaseCertifiedEnsemble):
     _int_params: ClassVar[tuple] = ("n_jobs", "n_estimators", "n_select")
     _real_params: ClassVar[tuple] = ("sigma", "alpha")
     _certificate_unit = "l2"
+    #: Noise alone is cheap to recompute: once per member while the copies fit, else per step.
+    _view_once: ClassVar = "auto"
 
     def __init__(
         self,
@@ -115,7 +117,7 @@ class BaseSmoothingEnsemble(BaseCertifiedEnsemble):
             ALL_ROWS,
             member_ids=np.arange(self.n_estimators),
             view=self._member_view(),
-            view_once=True,
+            view_once=self._view_once,
         )
 
     # ------------------------------------------------------------------ certificate

@@ -198,6 +198,9 @@ class DenoisedSmoothingClassifier(BaseSmoothingEnsemble):
         self.denoiser_ = as_denoiser(self.denoiser)
         check_trusted_denoiser(self.denoiser_, X)
 
+    #: The denoiser runs once per member's copy, never again per epoch.
+    _view_once = True
+
     def _member_view(self):
         return DenoisedNoiseView(self.sigma, self.denoiser_)
 
