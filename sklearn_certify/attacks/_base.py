@@ -321,6 +321,15 @@ class PoisoningAttack(BaseEstimator, metaclass=ABCMeta):
         """True when each poisoning is crafted against one test point (``target``)."""
         return False
 
+    @property
+    def reads_model(self) -> bool:
+        """True when :meth:`poison` reads ``model``, the classifier trained on the clean set.
+
+        Assumed by default; an attack that never looks at the model says False, so that a
+        harness need not train one for it.
+        """
+        return True
+
     def poison(self, X, y, budget, *, model=None, target=None) -> PoisonResult:
         """Poison the training set ``(X, y)`` with exactly ``budget`` (in ``unit``).
 
