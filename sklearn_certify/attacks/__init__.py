@@ -23,6 +23,7 @@ from sklearn_certify.attacks._evaluate import (
     CertificateViolationWarning,
     evaluate_under_attack,
 )
+from sklearn_certify.attacks._feature_collision import FeatureCollisionAttack, project_rows
 from sklearn_certify.attacks._label_flip import LabelFlipAttack
 from sklearn_certify.attacks._partition_insertion import PartitionInsertionAttack
 from sklearn_certify.attacks._sphere_slab import SphereSlabAttack
@@ -33,10 +34,12 @@ __all__ = [
     "BackdoorAttack",
     "CertificateViolationError",
     "CertificateViolationWarning",
+    "FeatureCollisionAttack",
     "LabelFlipAttack",
     "PartitionInsertionAttack",
     "PoisonResult",
     "PoisoningAttack",
     "SphereSlabAttack",
     "evaluate_under_attack",
+    "project_rows",
 ]
