@@ -27,6 +27,7 @@ from sklearn_certify.attacks._feature_collision import FeatureCollisionAttack, p
 from sklearn_certify.attacks._label_flip import LabelFlipAttack
 from sklearn_certify.attacks._partition_insertion import PartitionInsertionAttack
 from sklearn_certify.attacks._sphere_slab import SphereSlabAttack
+from sklearn_certify.attacks._stealthy import StealthyRadiusAttack
 
 __all__ = [
     "COST_UNITS",
@@ -40,6 +41,7 @@ __all__ = [
     "PoisonResult",
     "PoisoningAttack",
     "SphereSlabAttack",
+    "StealthyRadiusAttack",
     "evaluate_under_attack",
     "project_rows",
 ]
