@@ -118,7 +118,7 @@ class StealthyRadiusAttack(PoisoningAttack):
 
     The bilevel attack moves the class the same way:
 
-    >>> attack = StealthyRadiusAttack(target_class=0, sigma=0.25, n_outer=10,
+    >>> attack = StealthyRadiusAttack(target_class=0, sigma=0.25, n_outer=5, n_warmup=50,
     ...                               clip=None, random_state=0)
     >>> res = attack.poison(X, y, 0.1)
     >>> bool(res.cost("linf") <= 0.1), bool((res.X[:50] - X[:50]).mean() < -0.05)
