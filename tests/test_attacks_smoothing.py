@@ -20,6 +20,7 @@ from sklearn_certify.attacks import (
     BackdoorAttack,
     CertificateViolationError,
     CertificateViolationWarning,
+    FeatureCollisionAttack,
     LabelFlipAttack,
     PoisoningAttack,
     PoisonResult,
@@ -100,6 +101,15 @@ def test_rab_refuses_what_its_l2_radius_does_not_count(ones_sevens, attack):
     X, y, X_test, y_test = ones_sevens
     with pytest.raises(ValueError, match="certificate counting l2 does not measure"):
         evaluate_under_attack(_rab(n_estimators=4), attack, X, y, X_test, y_test, [2])
+
+
+def test_a_per_target_attack_costs_each_point_its_own_poisoning(ones_sevens):
+    X, y, X_test, y_test = ones_sevens
+    attack = FeatureCollisionAttack(eps_linf=0.05, n_steps=5)
+    rows = evaluate_under_attack(_rab(n_estimators=4), attack, X, y, X_test[:3], y_test[:3], [0, 3])
+    costs = [attack.poison(X, y, 3, target=x).cost("l2") for x in X_test[:3]]
+    assert rows[0]["cost"] == 0.0 and rows[1]["cost"] == pytest.approx(max(costs))
+    assert rows[1]["n_points"] == 3 and not rows[1]["violation"]
 
 
 def test_cohen_counts_the_test_time_trigger_alone(ones_sevens):

@@ -157,10 +157,14 @@ def _training_cost(result, budget, attack, unit: str):
 
 
 def _point_costs(train_cost, input_norm: np.ndarray, unit: str) -> np.ndarray:
-    """Per evaluated point, the size the certificate must cover."""
+    """Per evaluated point, the size the certificate must cover.
+
+    ``train_cost`` is one cost (a global attack) or one per point (a per-target attack).
+    """
+    train = np.broadcast_to(np.asarray(train_cost), input_norm.shape)
     if unit in _COUNT_UNITS:
-        return np.full(input_norm.shape[0], train_cost)
-    return np.sqrt(float(train_cost) ** 2 + input_norm**2)
+        return train
+    return np.sqrt(train.astype(np.float64) ** 2 + input_norm**2)
 
 
 def _certified(cert, cost: np.ndarray) -> np.ndarray:
