@@ -207,14 +207,16 @@ def _mean_bound(smoothing: _Smoothing | None, bounds: np.ndarray) -> float:
 def _tolerated(smoothing: _Smoothing | None, bounds: np.ndarray) -> int:
     """Certified changes a sound certificate can show: the binomial ``1 - alpha`` quantile.
 
-    ``bounds`` are the certified points' failure bounds; a sum of independent failures with
-    these probabilities exceeds the ``1 - alpha`` quantile of ``Binomial(n, mean bound)``
-    with probability at most ``alpha`` (a Poisson-binomial tail is at most the binomial
-    one with the same mean, beyond the mean).
+    ``bounds`` are the certified points' failure bounds, mean ``p``. Beyond ``n p``, the tail
+    of a sum of independent failures with these probabilities is at most that of
+    ``Binomial(n, p)`` (Hoeffding, 1956), so a count above the returned number (the
+    quantile, at least ``n p``) has probability at most ``alpha`` for independent points.
     """
     if smoothing is None or bounds.size == 0:
         return 0
-    return int(stats.binom.ppf(1.0 - smoothing.alpha, bounds.size, float(bounds.mean())))
+    mean = float(bounds.mean())
+    quantile = stats.binom.ppf(1.0 - smoothing.alpha, bounds.size, mean)
+    return int(max(quantile, np.ceil(bounds.size * mean)))
 
 
 def _attack_model(estimator, clean_model, smoothing, attack, X, y):
@@ -269,10 +271,11 @@ def evaluate_under_attack(
 
     A deterministic certificate (DPA in all its variants) tolerates no certified
     prediction changed. A smoothing certificate holds with probability ``1 - alpha``; it
-    tolerates up to the ``1 - alpha`` quantile of ``Binomial(n_certified, p)``, where ``p``
-    averages the certified points' failure bounds: ``alpha``, plus the probability that
-    the poisoned classifier's finite vote misses a smoothed prediction that the
-    certificate keeps (negligible unless the cost is close to the radius). More changes
+    tolerates up to the ``1 - alpha`` quantile of ``Binomial(n_certified, p)`` (and at
+    least its mean ``n_certified * p``), where ``p`` averages the certified points'
+    failure bounds: ``alpha``, plus the probability that the poisoned classifier's finite
+    vote misses a smoothed prediction that the certificate keeps (negligible unless the
+    cost is close to the radius). More changes
     than that are reported (:class:`CertificateViolationWarning`, or
     :class:`CertificateViolationError`).
 
