@@ -215,3 +215,22 @@ def test_attacks_reading_the_model_get_one_with_other_noise(ones_sevens):
     Spy.reads = False
     evaluate_under_attack(_rab(n_estimators=4), spy, X, y, X_test[:20], y_test[:20], [1])
     assert seen[1] is None  # a model-free attack gets no model, and none is trained for it
+
+
+def test_the_failure_bound_adds_alpha_and_the_finite_vote():
+    from sklearn_certify.attacks._evaluate import _failure_bound, _Smoothing, _tolerated
+
+    p_lower = np.array([0.9, 0.6, 0.52])
+    cert = Certificate(
+        np.zeros(3), 0.5 * stats.norm.ppf(p_lower), np.zeros(3, bool), "l2", p_lower, 1 - p_lower
+    )
+    cost = np.full(3, 0.05)
+    q = stats.norm.cdf(stats.norm.ppf(p_lower) - 0.1)
+    votes = _failure_bound(_Smoothing(0.01, 0.5, 20, "votes"), cert, cost)
+    assert np.allclose(votes, 0.01 + stats.binom.cdf(10, 20, q))
+    mean = _failure_bound(_Smoothing(0.01, 0.5, 20, "mean"), cert, cost)
+    assert np.allclose(mean[:2], 0.01 + np.exp(-40 * (q[:2] - 0.5) ** 2)) and mean[2] == 1.0
+    assert _failure_bound(None, cert, cost).tolist() == [0.0, 0.0, 0.0]
+    # at least the mean count, at most all of them
+    assert _tolerated(_Smoothing(0.5, 0.5, 20, "votes"), np.full(10, 0.35)) == 4
+    assert _tolerated(_Smoothing(0.01, 0.5, 20, "votes"), np.ones(5)) == 5
