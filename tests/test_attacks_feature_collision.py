@@ -7,13 +7,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.linear_model import RidgeClassifier
+from threadpoolctl import threadpool_limits
 
 from sklearn_certify.attacks import FeatureCollisionAttack, project_rows
+from sklearn_certify.attacks._base import one_torch_thread
 from sklearn_certify.datasets import load_digits
 
 PROPERTY = settings(max_examples=30, deadline=None)
 X_SMALL, Y_SMALL = (a[:120] for a in load_digits(digits=(0, 1, 7)))
 BUDGETS = st.sampled_from([0.01, 0.05, 0.1, 0.3, 1.0, 2.5])
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with threadpool_limits(1), one_torch_thread():
+        yield
 
 
 def _extractor(seed: int):

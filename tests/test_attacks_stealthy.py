@@ -9,6 +9,7 @@ from threadpoolctl import threadpool_limits
 
 from sklearn_certify import RandomizedSmoothingClassifier
 from sklearn_certify.attacks import StealthyRadiusAttack
+from sklearn_certify.attacks._base import one_torch_thread
 from sklearn_certify.attacks._stealthy import _ApproxGrad
 from sklearn_certify.datasets import load_digits
 
@@ -22,11 +23,8 @@ POISONED_RADIUS = CLEAN_RADIUS - 0.1 / np.sqrt(2)
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
+    with threadpool_limits(1), one_torch_thread():
         yield
-    torch.set_num_threads(threads)
 
 
 def gaussians(n: int, seed: int):

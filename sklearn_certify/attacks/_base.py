@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numbers
 from abc import ABCMeta, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -257,6 +258,23 @@ def assemble(X, y, *, rows=None, X_rows=None, y_rows=None, X_added=None, y_added
         y_new = np.concatenate([y_new, np.asarray(y_added)])
         source = np.concatenate([source, np.full(len(X_added), -1, dtype=np.int64)])
     return X_new, y_new, source
+
+
+@contextmanager
+def one_torch_thread():
+    """Run torch on one thread, restoring the caller's thread count afterwards.
+
+    The attacks' optimisations are many small full-batch steps: on a shared machine more
+    threads add synchronisation, not speed.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def check_training_set(X, y) -> tuple[np.ndarray, np.ndarray]:

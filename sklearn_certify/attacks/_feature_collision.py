@@ -8,7 +8,13 @@ from typing import ClassVar
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from sklearn_certify.attacks._base import PoisoningAttack, PoisonResult, assemble, label_index
+from sklearn_certify.attacks._base import (
+    PoisoningAttack,
+    PoisonResult,
+    assemble,
+    label_index,
+    one_torch_thread,
+)
 
 __all__ = ["FeatureCollisionAttack", "project_rows"]
 
@@ -103,7 +109,8 @@ class FeatureCollisionAttack(PoisoningAttack):
     parameters. The result's :meth:`PoisonResult.cost` in ``"l2"`` is the l2 norm of the
     whole training perturbation (at most ``sqrt(budget) * eps_l2``, or
     ``sqrt(budget * d) * eps_linf`` with ``d`` features), RAB's unit, and
-    ``feature_linf`` holds each poisoned row's l_inf change.
+    ``feature_linf`` holds each poisoned row's l_inf change. The descent runs torch on one
+    thread (the caller's setting is restored afterwards).
 
     Parameters
     ----------
@@ -286,7 +293,8 @@ class FeatureCollisionAttack(PoisoningAttack):
         rows, poisons = pool[order[:budget]], start[order[:budget]]
         base = X[rows]
         if budget:
-            poisons = self._descend(poisons, base, target, clip, torch)
+            with one_torch_thread():
+                poisons = self._descend(poisons, base, target, clip, torch)
         X_new, y_new, source = assemble(X, y, rows=rows, X_rows=poisons)
         info = {"base_label": base_label, "poisoned_from": rows}
         return PoisonResult.from_poisoned(

@@ -18,7 +18,13 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from sklearn_certify.attacks._base import PoisoningAttack, PoisonResult, assemble, label_index
+from sklearn_certify.attacks._base import (
+    PoisoningAttack,
+    PoisonResult,
+    assemble,
+    label_index,
+    one_torch_thread,
+)
 from sklearn_certify.attacks._feature_collision import project_rows
 
 __all__ = ["StealthyRadiusAttack"]
@@ -232,7 +238,8 @@ class StealthyRadiusAttack(PoisoningAttack):
             away = base.astype(np.float64).mean(axis=0) - X[y != self.target_class].mean(axis=0)
             moved = base + budget * np.sign(away)
         else:
-            moved = _ApproxGrad(self, X, y, rows, budget, clip, rng).run_in_one_thread()
+            with one_torch_thread():
+                moved = _ApproxGrad(self, X, y, rows, budget, clip, rng).run()
         poisons = project_rows(moved, base, eps_linf=budget, clip=clip)
         X_new, y_new, source = assemble(X, y, rows=rows, X_rows=poisons)
         info = {"target_class": self.target_class, "method": self.method}
@@ -405,17 +412,6 @@ class _ApproxGrad:
         if self.clip is not None:
             low, high = low.clamp(min=self.clip[0]), high.clamp(max=self.clip[1])
         return torch.maximum(torch.minimum(u, high), low)
-
-    def run_in_one_thread(self) -> np.ndarray:
-        """:meth:`run` with torch on one thread, the caller's thread count restored after."""
-        import torch
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return self.run()
-        finally:
-            torch.set_num_threads(threads)
 
     def run(self) -> np.ndarray:
         from torch.func import grad
