@@ -182,6 +182,25 @@ def test_an_overconfident_smoothing_certificate_is_flagged(ones_sevens):
     assert row["n_certified"] == 0 and not row["violation"]
 
 
+def test_other_probabilistic_certificates_are_refused(ones_sevens):
+    class Noisy(DPAClassifier):
+        def __init__(self, estimator, *, alpha=0.01, random_state=None):
+            super().__init__(estimator, n_partitions=3, random_state=random_state)
+            self.alpha = alpha
+
+    X, y, X_test, y_test = ones_sevens
+    with pytest.raises(ValueError, match="for RABClassifier and RandomizedSmoothingClassifier"):
+        evaluate_under_attack(
+            Noisy(KNeighborsClassifier(1), random_state=0),
+            _clean_label(),
+            X,
+            y,
+            X_test,
+            y_test,
+            [0],
+        )
+
+
 def test_deterministic_certificates_tolerate_nothing(ones_sevens):
     X, y, X_test, y_test = ones_sevens
     clf = DPAClassifier(KNeighborsClassifier(1), n_partitions=5, random_state=0)

@@ -62,8 +62,8 @@ def _smoothing(estimator) -> _Smoothing | None:
     else:
         raise ValueError(
             f"{type(estimator).__name__} certificates hold with probability 1 - alpha, and "
-            "evaluate_under_attack knows how the predictions of RABClassifier and "
-            "RandomizedSmoothingClassifier relate to theirs, not of this estimator."
+            "evaluate_under_attack can bound the certified changes such a certificate allows "
+            "for RABClassifier and RandomizedSmoothingClassifier only."
         )
     return _Smoothing(float(params["alpha"]), float(params["sigma"]), int(n_votes), rule)
 
