@@ -260,7 +260,6 @@ class _ApproxGrad:
         self.seed = int(rng.randint(np.iinfo(np.int32).max))
         self.generator = torch.Generator().manual_seed(self.seed)
         self.classes, y_encoded = np.unique(y, return_inverse=True)
-        self.target = int(np.searchsorted(self.classes, attack.target_class))
         self.module = self._module(X.shape[1:])
         self.names = [name for name, _ in self.module.named_parameters()]
         self.shapes = [p.shape for _, p in self.module.named_parameters()]
@@ -279,12 +278,10 @@ class _ApproxGrad:
         from sklearn_certify.ensemble._skorch import torch_seeded
 
         estimator = self.attack.estimator
-        if estimator is None:
-            with torch_seeded(self.seed):
-                return torch.nn.Sequential(
-                    torch.nn.Flatten(),
-                    torch.nn.Linear(int(np.prod(row_shape)), self.classes.size),
-                )
+        if estimator is None:  # initialised by _fresh
+            return torch.nn.Sequential(
+                torch.nn.Flatten(), torch.nn.Linear(int(np.prod(row_shape)), self.classes.size)
+            )
         net = clone(estimator)
         if not hasattr(net, "initialize") or not hasattr(net, "module"):
             raise TypeError(
@@ -300,7 +297,7 @@ class _ApproxGrad:
         return copy.deepcopy(net.module_).cpu()
 
     def _fresh(self):
-        """Newly initialised lower-level weights (flat), then trained ``n_warmup`` steps."""
+        """Newly initialised lower-level weights, flat (every layer's ``reset_parameters``)."""
         import torch
 
         generator = self.generator
