@@ -33,7 +33,14 @@ def _bound(center: np.ndarray, eps: float, side: float, dtype) -> np.ndarray:
     raise RuntimeError("could not round the l_inf bound within eps.")  # pragma: no cover
 
 
-def project_rows(X, base, *, eps_linf=None, eps_l2=None, clip=None) -> np.ndarray:
+def project_rows(
+    X,
+    base,
+    *,
+    eps_linf: float | None = None,
+    eps_l2: float | None = None,
+    clip: tuple[float, float] | None = None,
+) -> np.ndarray:
     """Each row of ``X`` moved into the budget around its base row, exactly in ``base``'s dtype.
 
     Coordinates are first clipped into the box ``clip`` and within ``eps_linf`` of the
