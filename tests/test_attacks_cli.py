@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import sklearn_certify.attacks
-from sklearn_certify import DPAClassifier
+from sklearn_certify import DPAClassifier, RABClassifier, RandomizedSmoothingClassifier
 from tests._cli_helpers import digits_csv, read_rows, run_cli, user_error
 
 FAST = ["--n-partitions", "10", "--base", "tree"]
@@ -19,7 +19,8 @@ def no_fit(monkeypatch):
     def fit(self, X, y):
         raise AssertionError("trained before reporting the error")
 
-    monkeypatch.setattr(DPAClassifier, "fit", fit)
+    for method in (DPAClassifier, RABClassifier, RandomizedSmoothingClassifier):
+        monkeypatch.setattr(method, "fit", fit)
 
 
 def test_backdoor_on_the_bundled_digits(tmp_path, capsys):
@@ -88,6 +89,27 @@ def test_partition_insertion_and_label_flips_on_a_csv(tmp_path, capsys):
     assert [r["radius_unit"] for r in rows] == ["label_flips"] * 2
 
 
+def test_rab_and_cohen_from_the_command_line(tmp_path, capsys):
+    rab = ["--method", "rab", "--n-estimators", "6", "--alpha", "0.05", "--digits", "1", "7"]
+    argv = ["evaluate", "--attack", "backdoor", "--target-label", "1", "--budgets", "0", "3"]
+    code, stdout, err = run_cli([*argv, *rab, "--strength", "0.1", "--out", tmp_path / "r"], capsys)
+    assert code == 0, err
+    rows = read_rows(tmp_path / "r" / "attack_table.csv")
+    assert [r["radius_unit"] for r in rows] == ["l2", "l2"] and "tolerated" in stdout
+    assert float(rows[0]["cost"]) > 0  # the trigger on the test digit counts
+    payload = json.loads((tmp_path / "r" / "attack_table.json").read_text())
+    assert payload["method"] == "rab" and payload["test_noise"] is True
+    assert payload["attack_params"]["variant"] == "clean_label"
+    assert payload["attack_params"]["mode"] == "modify"
+    cohen = ["--method", "cohen", "--n-samples", "100", "--n-test", "30", "--budgets", "0"]
+    code, _, err = run_cli(
+        ["evaluate", "--attack", "backdoor", *cohen, "--out", tmp_path / "c"], capsys
+    )
+    assert code == 0, err
+    (row,) = read_rows(tmp_path / "c" / "attack_table.csv")
+    assert row["radius_unit"] == "input_l2" and float(row["cost"]) == pytest.approx(1.0, abs=0.01)
+
+
 def test_violations_exit_with_status_one_on_request(tmp_path, capsys, monkeypatch):
     def fake(*args, **kwargs):
         return [
@@ -105,6 +127,9 @@ def test_violations_exit_with_status_one_on_request(tmp_path, capsys, monkeypatc
                 n_certified=1,
                 certified_changed=1.0,
                 n_certified_changed=1,
+                failure_bound=0.0,
+                n_tolerated=0,
+                changed_tolerance=0.0,
                 uncertified_changed=float("nan"),
                 violation=True,
             )
@@ -175,6 +200,47 @@ CASES = [
     (
         ["--attack", "backdoor", "--budgets", "1", "--on-violation", "stop"],
         "argument --on-violation",
+    ),
+    (
+        ["--method", "rab", "--attack", "label_flip", "--budgets", "1"],
+        "--attack label_flip with --method rab: RAB's radius counts changes of the training",
+    ),
+    (
+        ["--method", "rab", "--attack", "backdoor", "--budgets", "1", "--variant", "dirty_label"],
+        "--variant dirty_label with --method rab",
+    ),
+    (
+        ["--method", "rab", "--attack", "backdoor", "--budgets", "1", "--poison-mode", "insert"],
+        "--poison-mode insert with --method rab",
+    ),
+    (
+        ["--method", "rab", "--attack", "backdoor", "--budgets", "1", "--n-estimators", "1"],
+        "RAB needs at least 2 members",
+    ),
+    (
+        ["--method", "rab", "--attack", "backdoor", "--budgets", "1", "--n-partitions", "5"],
+        "--n-partitions applies to --method dpa only",
+    ),
+    (
+        ["--attack", "backdoor", "--budgets", "1", "--sigma", "0.5"],
+        "--sigma applies to --method rab and --method cohen only",
+    ),
+    (
+        ["--method", "cohen", "--attack", "backdoor", "--budgets", "1", "--no-test-noise"],
+        "--no-test-noise applies to --method rab only",
+    ),
+    (
+        ["--method", "cohen", "--attack", "backdoor", "--budgets", "0", "2"],
+        "--method cohen trusts the training set",
+    ),
+    (
+        ["--method", "cohen", "--attack", "feature_collision", "--budgets", "0"],
+        "test-time smoothing trusts the training set",
+    ),
+    (["--method", "rab", "--attack", "backdoor", "--budgets", "1", "--alpha", "1"], "--alpha"),
+    (
+        ["--attack", "backdoor", "--budgets", "1", "--eps-linf", "0.1"],
+        "--eps-linf applies to --attack feature_collision only",
     ),
 ]
 

@@ -12,7 +12,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.tree import DecisionTreeClassifier
 from threadpoolctl import threadpool_limits
 
-from sklearn_certify import Certificate, DPAClassifier, RABClassifier
+from sklearn_certify import Certificate, DPAClassifier
 from sklearn_certify.attacks import (
     BackdoorAttack,
     CertificateViolationError,
@@ -42,6 +42,9 @@ COLUMNS = {
     "n_certified",
     "certified_changed",
     "n_certified_changed",
+    "failure_bound",
+    "n_tolerated",
+    "changed_tolerance",
     "uncertified_changed",
     "violation",
 }
@@ -235,11 +238,6 @@ def test_a_false_certificate_is_flagged(digits):
             "random_state must be an int",
         ),
         (dict(estimator=KNeighborsClassifier(1)), TypeError, "fit and certify"),
-        (
-            dict(estimator=RABClassifier(KNeighborsClassifier(1), random_state=0)),
-            ValueError,
-            "probability 1 - alpha",
-        ),
         (dict(attack="backdoor"), TypeError, "attack must be a PoisoningAttack"),
         (dict(budgets=[]), ValueError, "at least one budget"),
         (dict(budgets=[-1]), ValueError, "budgets: budget must be >= 0"),

@@ -14,7 +14,8 @@ EXAMPLE_ORDER = (
     "plot_denoised_digits.py",
     "plot_cohen_digits.py",
     "plot_attack_partition_insertion.py",
-    "plot_attack_backdoor_dpa.py",
+    "plot_attack_backdoor.py",
+    "plot_attack_stealthy_radius.py",
     "plot_convex_bounds.py",
 )
 

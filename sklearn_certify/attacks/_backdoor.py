@@ -144,6 +144,11 @@ class BackdoorAttack(PoisoningAttack):
         self.image_shape = image_shape
         self.random_state = random_state
 
+    @property
+    def reads_model(self) -> bool:
+        """False: the trigger and the poisoned rows do not depend on any model."""
+        return False
+
     # ------------------------------------------------------------------ the trigger
     def _named(self) -> bool:
         return isinstance(self.trigger, str)

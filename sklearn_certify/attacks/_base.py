@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numbers
 from abc import ABCMeta, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -259,6 +260,23 @@ def assemble(X, y, *, rows=None, X_rows=None, y_rows=None, X_added=None, y_added
     return X_new, y_new, source
 
 
+@contextmanager
+def one_torch_thread():
+    """Run torch on one thread, restoring the caller's thread count afterwards.
+
+    The attacks' optimisations are many small full-batch steps: on a shared machine more
+    threads add synchronisation, not speed.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def check_training_set(X, y) -> tuple[np.ndarray, np.ndarray]:
     """``X`` (numeric, finite, one row per sample) and ``y`` (1-d, one label per row)."""
     X = np.asarray(X)
@@ -320,6 +338,15 @@ class PoisoningAttack(BaseEstimator, metaclass=ABCMeta):
     def per_target(self) -> bool:
         """True when each poisoning is crafted against one test point (``target``)."""
         return False
+
+    @property
+    def reads_model(self) -> bool:
+        """True when :meth:`poison` reads ``model``, the classifier trained on the clean set.
+
+        Assumed by default; an attack that never looks at the model says False, so that a
+        harness need not train one for it.
+        """
+        return True
 
     def poison(self, X, y, budget, *, model=None, target=None) -> PoisonResult:
         """Poison the training set ``(X, y)`` with exactly ``budget`` (in ``unit``).

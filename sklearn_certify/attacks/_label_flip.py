@@ -81,6 +81,11 @@ class LabelFlipAttack(PoisoningAttack):
         """True for ``strategy="nearest"``, which is crafted against one test point."""
         return self.strategy == "nearest"
 
+    @property
+    def reads_model(self) -> bool:
+        """True for ``strategy="nearest"``, which reads the clean model's vote."""
+        return self.strategy == "nearest"
+
     def _poison(self, X, y, budget, *, model, target, rng) -> PoisonResult:
         classes = np.unique(y)
         if self.target_label is not None:

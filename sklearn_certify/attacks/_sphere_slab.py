@@ -93,6 +93,11 @@ class SphereSlabAttack(PoisoningAttack):
         self.selection = selection
         self.random_state = random_state
 
+    @property
+    def reads_model(self) -> bool:
+        """False: the attack comes from the bound's own linear model, not from ``model``."""
+        return False
+
     def _poison(self, X, y, budget, *, model, target, rng) -> PoisonResult:
         classes = np.unique(y)
         if classes.size != 2:

@@ -118,6 +118,69 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: Defaults of the DPA options (``evaluate`` leaves them unset unless ``--method dpa``).
+DPA_DEFAULTS = {"n_partitions": 50, "spread": 1, "election": "plurality", "threat_model": "general"}
+
+#: What ``--base`` builds, in words.
+_BASE_WORDS = (
+    "ridge = standardize + RidgeClassifier, logreg = standardize + LogisticRegression, tree = "
+    "DecisionTreeClassifier, knn = standardize + 1-nearest neighbour"
+)
+
+
+def _add_dpa_options(parser: argparse.ArgumentParser, *, shared: bool = False) -> None:
+    """The DPA options; ``shared``: next to other methods, unset unless given."""
+    only = "--method dpa only: " if shared else ""
+
+    def default(name: str):
+        return None if shared else DPA_DEFAULTS[name]
+
+    parser.add_argument(
+        "--n-partitions",
+        type=positive_int,
+        default=default("n_partitions"),
+        metavar="K",
+        help=f"{only}number of partitions k, at most the number of training rows; each member "
+        "trains on about 1/k of them and radii reach about k/2 "
+        f"(default: {DPA_DEFAULTS['n_partitions']})",
+    )
+    parser.add_argument(
+        "--spread",
+        type=positive_int,
+        default=default("spread"),
+        metavar="D",
+        help=f"{only}Finite Aggregation spread d: each training row trains d of the k*d "
+        "members; 1 is plain DPA; --threat-model general only "
+        f"(default: {DPA_DEFAULTS['spread']})",
+    )
+    parser.add_argument(
+        "--election",
+        choices=("plurality", "runoff"),
+        default=default("election"),
+        help=f"{only}how the members' outputs are combined: plurality vote, or the run-off "
+        "election of Rezaei et al. 2023 over the members' scores "
+        f"(default: {DPA_DEFAULTS['election']})",
+    )
+    parser.add_argument(
+        "--threat-model",
+        choices=("general", "label_flip"),
+        default=default("threat_model"),
+        help=f"{only}what the attacker may do and the radius counts: general = insert and "
+        "delete training rows (radius: inserted+deleted training rows); label_flip = only "
+        "flip training labels, the features are trusted (SS-DPA; radius: flipped training "
+        f"labels) (default: {DPA_DEFAULTS['threat_model']})",
+    )
+    parser.add_argument(
+        "--hash",
+        choices=("digest", "pixel_sum"),
+        default=None,
+        help=f"{only}--threat-model general only: how a training row's partition is chosen "
+        "from its features: digest = SHA-256 of the row (any numbers), pixel_sum = sum of "
+        "the row modulo k*d as in the official DPA code (integer features 0..255) "
+        "(default: digest)",
+    )
+
+
 def _add_method_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--method",
@@ -126,54 +189,13 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
         help="certification method: dpa = Deep Partition Aggregation, Finite Aggregation "
         "with --spread > 1 (default: %(default)s)",
     )
-    parser.add_argument(
-        "--n-partitions",
-        type=positive_int,
-        default=50,
-        metavar="K",
-        help="number of partitions k, at most the number of training rows; each member "
-        "trains on about 1/k of them and radii reach about k/2 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--spread",
-        type=positive_int,
-        default=1,
-        metavar="D",
-        help="Finite Aggregation spread d: each training row trains d of the k*d members; "
-        "1 is plain DPA; --threat-model general only (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--election",
-        choices=("plurality", "runoff"),
-        default="plurality",
-        help="how the members' outputs are combined: plurality vote, or the run-off election "
-        "of Rezaei et al. 2023 over the members' scores (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--threat-model",
-        choices=("general", "label_flip"),
-        default="general",
-        help="what the attacker may do and the radius counts: general = insert and delete "
-        "training rows (radius: inserted+deleted training rows); label_flip = only flip "
-        "training labels, the features are trusted (SS-DPA; radius: flipped training "
-        "labels) (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--hash",
-        choices=("digest", "pixel_sum"),
-        default=None,
-        help="--threat-model general only: how a training row's partition is chosen from its "
-        "features: digest = SHA-256 of the row (any numbers), pixel_sum = sum of the row "
-        "modulo k*d as in the official DPA code (integer features 0..255) (default: digest)",
-    )
+    _add_dpa_options(parser)
     parser.add_argument(
         "--base",
         choices=BASE_ESTIMATORS,
         default="ridge",
-        help="estimator trained on each partition: ridge = standardize + RidgeClassifier, "
-        "logreg = standardize + LogisticRegression, tree = DecisionTreeClassifier, knn = "
-        "standardize + 1-nearest neighbour; each member fits its own scaler "
-        "(default: %(default)s)",
+        help=f"estimator trained on each partition: {_BASE_WORDS}; each member fits its own "
+        "scaler (default: %(default)s)",
     )
 
 

@@ -38,7 +38,10 @@ from sklearn_certify.cli._tables import (
     random_split,
 )
 from sklearn_certify.cli.certify import (
-    _add_method_options,
+    _BASE_WORDS,
+    BASE_ESTIMATORS,
+    DPA_DEFAULTS,
+    _add_dpa_options,
     _base_estimator,
     _check_options,
     _check_training_rows,
@@ -47,7 +50,10 @@ from sklearn_certify.cli.certify import (
 __all__ = ["ATTACKS", "EVALUATE_OUTPUTS", "add_parser", "run"]
 
 #: The attacks ``--attack`` names.
-ATTACKS = ("backdoor", "label_flip", "partition_insertion", "sphere_slab")
+ATTACKS = ("backdoor", "label_flip", "partition_insertion", "sphere_slab", "feature_collision")
+
+#: The certified classifiers ``--method`` names.
+METHODS = ("dpa", "rab", "cohen")
 
 #: Files written into ``--out``.
 EVALUATE_OUTPUTS = {
@@ -64,7 +70,32 @@ ATTACK_OPTIONS = {
     "--strength": ("backdoor",),
     "--strategy": ("label_flip",),
     "--rho-sq": ("sphere_slab",),
+    "--eps-linf": ("feature_collision",),
+    "--eps-l2": ("feature_collision",),
 }
+
+#: Options that apply to some methods only.
+METHOD_OPTIONS = {
+    "--n-partitions": ("dpa",),
+    "--spread": ("dpa",),
+    "--election": ("dpa",),
+    "--threat-model": ("dpa",),
+    "--hash": ("dpa",),
+    "--sigma": ("rab", "cohen"),
+    "--alpha": ("rab", "cohen"),
+    "--n-estimators": ("rab",),
+    "--no-test-noise": ("rab",),
+    "--n-samples": ("cohen",),
+}
+
+#: Defaults of the smoothing options, per method.
+SMOOTHING_DEFAULTS = {
+    "rab": {"sigma": 0.5, "alpha": 0.001, "n_estimators": 100},
+    "cohen": {"sigma": 0.25, "alpha": 0.001, "n_samples": 1000},
+}
+
+#: Attacks each method's certificate counts (DPA: all of them).
+METHOD_ATTACKS = {"rab": ("backdoor", "feature_collision"), "cohen": ("backdoor",)}
 
 BUNDLED = "digits"
 DEFAULT_OUT = Path("sklearn_certify_evaluate")
@@ -84,6 +115,7 @@ _PRINTED = (
     ("certified_accuracy", "cert_acc", "{:>8.3f}"),
     ("n_certified", "n_cert", "{:>6}"),
     ("certified_changed", "cert_changed", "{:>12.3f}"),
+    ("n_tolerated", "tolerated", "{:>9}"),
 )
 
 
@@ -125,6 +157,68 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_method_options(parser: argparse.ArgumentParser) -> None:
+    rab, cohen = SMOOTHING_DEFAULTS["rab"], SMOOTHING_DEFAULTS["cohen"]
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        default="dpa",
+        help="the certified classifier: dpa = Deep Partition Aggregation (Finite Aggregation "
+        "with --spread > 1; radius: training rows); rab = RAB, members trained on noisy "
+        "copies of the training set (radius: l2 norm of the change of the training features "
+        "and of the test input; attacks: backdoor, feature_collision); cohen = randomized "
+        "smoothing of the test input (radius: l2 norm of a change of the test input, the "
+        "training set trusted; attack: backdoor at budget 0, its trigger alone) "
+        "(default: %(default)s)",
+    )
+    _add_dpa_options(parser, shared=True)
+    parser.add_argument(
+        "--base",
+        choices=BASE_ESTIMATORS,
+        default="ridge",
+        help=f"the base estimator (of each DPA partition or RAB member, or the one cohen "
+        f"smooths): {_BASE_WORDS}; each member fits its own scaler (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--sigma",
+        type=positive_float,
+        default=None,
+        help="--method rab and cohen only: standard deviation of the smoothing noise in "
+        f"feature units (default: {rab['sigma']} for rab, {cohen['sigma']} for cohen)",
+    )
+    parser.add_argument(
+        "--alpha",
+        type=open_fraction,
+        default=None,
+        help="--method rab and cohen only: the certificates hold with probability 1 - alpha; "
+        "the harness tolerates the certified changes a sound certificate may show at that "
+        f"level (default: {rab['alpha']})",
+    )
+    parser.add_argument(
+        "--n-estimators",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help=f"--method rab only: number of members, at least 2 (default: {rab['n_estimators']})",
+    )
+    parser.add_argument(
+        "--no-test-noise",
+        action="store_true",
+        default=None,
+        help="--method rab only: score test inputs as given; by default each member adds its "
+        "fixed noise vector to them, and the radius then covers the test trigger too",
+    )
+    parser.add_argument(
+        "--n-samples",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="--method cohen only: noisy copies of each test input that bound its class "
+        "probability and vote for its prediction; the time grows with it, and so does the "
+        f"largest radius (default: {cohen['n_samples']})",
+    )
+
+
 def _add_attack_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--attack",
@@ -134,7 +228,9 @@ def _add_attack_options(parser: argparse.ArgumentParser) -> None:
         "(budget: poisoned rows); label_flip = flipped training labels (budget: flips); "
         "partition_insertion = near-copies of each test row hashed into the partitions that "
         "decide its vote (budget: inserted rows); sphere_slab = the candidate attack of the "
-        "sphere/slab bound (budget: inserted rows; two classes)",
+        "sphere/slab bound (budget: inserted rows; two classes); feature_collision = rows of "
+        "another class moved, within --eps-linf / --eps-l2 each, towards each test row "
+        "(labels kept; budget: poisoned rows)",
     )
     parser.add_argument(
         "--budgets",
@@ -151,7 +247,8 @@ def _add_attack_options(parser: argparse.ArgumentParser) -> None:
         help="the label the attack pushes predictions to (backdoor default: "
         f"{DEFAULT_BACKDOOR_TARGET}; label_flip default: a random other label, or for "
         "--strategy nearest the runner-up of the vote; partition_insertion default: the "
-        "runner-up of the vote); not for sphere_slab",
+        "runner-up of the vote; feature_collision default: the label of the nearest "
+        "training row of another class than the test row's nearest); not for sphere_slab",
     )
     parser.add_argument(
         "--trigger",
@@ -167,7 +264,7 @@ def _add_attack_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="backdoor only: dirty_label poisons rows of other classes and relabels them; "
         "clean_label poisons rows of the target class and keeps their labels "
-        "(default: dirty_label)",
+        "(default: dirty_label; clean_label with --method rab, which does not count labels)",
     )
     parser.add_argument(
         "--poison-mode",
@@ -175,7 +272,7 @@ def _add_attack_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="backdoor only: insert the triggered rows as new rows (one inserted row each), "
         "or replace the rows they come from (one deleted and one inserted row each) "
-        "(default: insert)",
+        "(default: insert; modify with --method rab, which does not count inserted rows)",
     )
     parser.add_argument(
         "--strength",
@@ -197,6 +294,20 @@ def _add_attack_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="sphere_slab only: squared radius of the linear model's parameter ball "
         "||w||^2 + b^2 <= rho_sq in the bound that finds the attack (default: 0.8)",
+    )
+    parser.add_argument(
+        "--eps-linf",
+        type=positive_float,
+        default=None,
+        help="feature_collision only: largest change of one feature of a poisoned row "
+        "(default: 0.1)",
+    )
+    parser.add_argument(
+        "--eps-l2",
+        type=positive_float,
+        default=None,
+        help="feature_collision only: largest l2 norm of the change of a poisoned row "
+        "(default: none)",
     )
 
 
@@ -221,7 +332,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "each of --budgets, refit with the same seed and write into the --out folder, per "
             "budget, the clean accuracy, the attack's success, the certified accuracy at "
             "that budget and the fraction of certified predictions the attack changed, which "
-            "must be 0 (attack_table.csv, .json and attack_vs_certificate.png)."
+            "must be 0 for DPA and within the binomial tolerance of alpha for the smoothing "
+            "methods (attack_table.csv, .json and attack_vs_certificate.png)."
         ),
     )
     _add_data_options(parser)
@@ -231,8 +343,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--on-violation",
         choices=("warn", "error"),
         default="warn",
-        help="when the attack changes a certified prediction: print a warning, or also exit "
-        "with status 1 once the outputs are written (default: %(default)s)",
+        help="when the attack changes more certified predictions than the certificate "
+        "tolerates (none for dpa): print a warning, or also exit with status 1 once the "
+        "outputs are written (default: %(default)s)",
     )
     parser.add_argument(
         "--n-jobs",
@@ -260,13 +373,60 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 # ---------------------------------------------------------------------- checks
+def _given(args, option: str) -> bool:
+    return getattr(args, option[2:].replace("-", "_")) is not None
+
+
+def _check_method_options(args) -> None:
+    """Refuse options of other methods, attacks their certificate does not count; fill defaults."""
+    for option, methods in METHOD_OPTIONS.items():
+        if _given(args, option) and args.method not in methods:
+            which = " and ".join(f"--method {m}" for m in methods)
+            raise CLIError(f"{option} applies to {which} only; drop it.")
+    if args.method == "dpa":
+        for name, value in DPA_DEFAULTS.items():
+            if getattr(args, name) is None:
+                setattr(args, name, value)
+        return
+    for name, value in SMOOTHING_DEFAULTS[args.method].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.method == "rab" and args.n_estimators < 2:
+        raise CLIError(f"--n-estimators {args.n_estimators}: RAB needs at least 2 members.")
+    if args.attack not in METHOD_ATTACKS[args.method]:
+        reason = {
+            "rab": "RAB's radius counts changes of the training features (l2) only, not "
+            "inserted rows or labels; use --attack backdoor or feature_collision",
+            "cohen": "test-time smoothing trusts the training set and certifies the test "
+            "input only; use --attack backdoor --budgets 0 (its trigger alone)",
+        }[args.method]
+        raise CLIError(f"--attack {args.attack} with --method {args.method}: {reason}.")
+    if args.method == "cohen" and any(args.budgets):
+        raise CLIError(
+            f"--budgets {max(args.budgets)}: --method cohen trusts the training set and "
+            "certifies the test input only; use --budgets 0 (the backdoor's trigger alone)."
+        )
+    if args.method == "rab" and args.attack == "backdoor":
+        if args.variant == "dirty_label" or args.poison_mode == "insert":
+            given = (
+                "--variant dirty_label" if args.variant == "dirty_label" else "--poison-mode insert"
+            )
+            raise CLIError(
+                f"{given} with --method rab: RAB's radius counts changes of the training "
+                "features only, not labels or inserted rows; use --variant clean_label "
+                "--poison-mode modify (the defaults with --method rab)."
+            )
+        args.variant, args.poison_mode = "clean_label", "modify"
+
+
 def _check_attack_options(args) -> None:
     """Refuse options of other attacks and attacks outside the threat model."""
     for option, attacks in ATTACK_OPTIONS.items():
-        if getattr(args, option[2:].replace("-", "_")) is not None and args.attack not in attacks:
+        if _given(args, option) and args.attack not in attacks:
             raise CLIError(f"{option} applies to --attack {attacks[0]} only; drop it.")
     if args.attack == "sphere_slab" and args.target_label is not None:
         raise CLIError("--target-label does not apply to --attack sphere_slab; drop it.")
+    _check_method_options(args)
     if args.threat_model == "label_flip" and args.attack != "label_flip":
         raise CLIError(
             f"--attack {args.attack} changes features or inserts rows, which --threat-model "
@@ -352,6 +512,13 @@ def _attack(args, y):
         )
     if args.attack == "partition_insertion":
         return attacks.PartitionInsertionAttack(target_label=target, random_state=args.seed)
+    if args.attack == "feature_collision":
+        return attacks.FeatureCollisionAttack(
+            base_label=target,
+            eps_linf=0.1 if args.eps_linf is None else args.eps_linf,
+            eps_l2=args.eps_l2,
+            random_state=args.seed,
+        )
     return attacks.SphereSlabAttack(
         rho_sq=0.8 if args.rho_sq is None else args.rho_sq, random_state=args.seed
     )
@@ -380,10 +547,29 @@ def _dry_run(args, attack, X, y) -> None:
 
 
 def _classifier(args):
-    from sklearn_certify import DPAClassifier
+    from sklearn_certify import DPAClassifier, RABClassifier, RandomizedSmoothingClassifier
 
+    base = _base_estimator(args.base)
+    if args.method == "rab":
+        return RABClassifier(
+            base,
+            n_estimators=args.n_estimators,
+            sigma=args.sigma,
+            alpha=args.alpha,
+            test_noise=not args.no_test_noise,
+            random_state=args.seed,
+            n_jobs=args.n_jobs,
+        )
+    if args.method == "cohen":
+        return RandomizedSmoothingClassifier(
+            base,
+            sigma=args.sigma,
+            n_samples=args.n_samples,
+            alpha=args.alpha,
+            random_state=args.seed,
+        )
     return DPAClassifier(
-        _base_estimator(args.base),
+        base,
         n_partitions=args.n_partitions,
         spread=args.spread,
         election=args.election,
@@ -391,6 +577,45 @@ def _classifier(args):
         hash=args.hash or "digest",
         random_state=args.seed,
         n_jobs=args.n_jobs,
+    )
+
+
+def _method_settings(args) -> tuple[dict, str]:
+    """The classifier's settings (for the json) and a one-line description."""
+    if args.method == "rab":
+        noise = "without" if args.no_test_noise else "with"
+        return (
+            {
+                "method": "rab",
+                "n_estimators": args.n_estimators,
+                "sigma": args.sigma,
+                "alpha": args.alpha,
+                "test_noise": not args.no_test_noise,
+            },
+            f"RAB ({args.n_estimators} members, sigma {args.sigma}, alpha {args.alpha}, {noise} "
+            f"test noise, base {args.base})",
+        )
+    if args.method == "cohen":
+        return (
+            {
+                "method": "cohen",
+                "sigma": args.sigma,
+                "alpha": args.alpha,
+                "n_samples": args.n_samples,
+            },
+            f"test-time smoothing (sigma {args.sigma}, alpha {args.alpha}, {args.n_samples} "
+            f"draws, base {args.base})",
+        )
+    return (
+        {
+            "method": "dpa" if args.spread == 1 else "finite_aggregation",
+            "n_partitions": args.n_partitions,
+            "spread": args.spread,
+            "election": args.election,
+            "threat_model": args.threat_model,
+        },
+        f"DPA (k={args.n_partitions}, spread {args.spread}, {args.election}, threat model "
+        f"{args.threat_model}, base {args.base})",
     )
 
 
@@ -427,6 +652,8 @@ def _table(rows) -> str:
             value = row[name]
             if isinstance(value, float) and math.isnan(value):
                 cells.append(f"{'-':>{len(header)}}")
+            elif name == "cost" and isinstance(value, float):
+                cells.append(f"{value:>5.3f}")
             else:
                 cells.append(fmt.format(value))
         lines.append("  ".join(cells))
@@ -444,15 +671,17 @@ def run(args) -> int:
     Returns
     -------
     int
-        0, or 1 when a certified prediction changed and ``--on-violation error`` (user
-        errors raise :class:`~sklearn_certify.cli._parser.CLIError`).
+        0, or 1 when the attack changed more certified predictions than the certificate
+        tolerates and ``--on-violation error`` (user errors raise
+        :class:`~sklearn_certify.cli._parser.CLIError`).
     """
     from sklearn_certify.attacks import evaluate_under_attack
 
-    _check_options(args)
     _check_attack_options(args)
+    _check_options(args)
     X, y, X_test, y_test, source = _load(args)
-    _check_training_rows(args, X)
+    if args.method == "dpa":
+        _check_training_rows(args, X)
     attack = _attack(args, y)
     _dry_run(args, attack, X, y)
     n_test = args.n_test or (DEFAULT_N_TARGETS if attack.per_target else X_test.shape[0])
@@ -464,11 +693,9 @@ def run(args) -> int:
         )
     inputs = [] if args.data == BUNDLED else [("--data", Path(args.data))]
     paths = prepare_out_dir(args.out, EVALUATE_OUTPUTS, inputs)
+    method, described = _method_settings(args)
     print(
-        f"{args.attack} against DPA (k={args.n_partitions}, spread {args.spread}, "
-        f"{args.election}, threat model {args.threat_model}, base {args.base}) on {source}; "
-        f"{X_test.shape[0]} test rows.",
-        flush=True,
+        f"{args.attack} against {described} on {source}; {X_test.shape[0]} test rows.", flush=True
     )
     rows = evaluate_under_attack(
         _classifier(args), attack, X, y, X_test, y_test, args.budgets, on_violation="warn"
@@ -476,22 +703,22 @@ def run(args) -> int:
     settings = {
         "attack": args.attack,
         "attack_params": {k: _plain(v) for k, v in attack.get_params().items()},
-        "method": "dpa" if args.spread == 1 else "finite_aggregation",
-        "n_partitions": args.n_partitions,
-        "spread": args.spread,
-        "election": args.election,
-        "threat_model": args.threat_model,
+        **method,
         "base": args.base,
         "seed": args.seed,
         "data": source,
         "n_test": int(X_test.shape[0]),
     }
-    title = f"{args.attack} vs DPA k={args.n_partitions}"
-    _write(paths, rows, settings, title)
+    _write(paths, rows, settings, f"{args.attack} vs {described.split(' (')[0]}")
     print(_table(rows))
+    rule = (
+        "cert_changed must be 0"
+        if args.method == "dpa"
+        else "at most 'tolerated' certified predictions may change (alpha's binomial tolerance)"
+    )
     print(
         f"budget unit: {rows[0]['budget_unit']}; cost and certificate radius unit: "
-        f"{rows[0]['radius_unit']}. cert_changed must be 0 (- where nothing is certified)."
+        f"{rows[0]['radius_unit']}. {rule} (- where nothing is certified)."
     )
     for path in paths.values():
         print(f"wrote {path}")
