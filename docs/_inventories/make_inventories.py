@@ -22,6 +22,8 @@ INVENTORIES = {
     "python": ("Python", "https://docs.python.org/3/", [
         ("collections.abc.Callable", "py:class",
          "library/collections.abc.html#collections.abc.Callable"),
+        ("collections.abc.Mapping", "py:class",
+         "library/collections.abc.html#collections.abc.Mapping"),
         ("collections.abc.Sequence", "py:class",
          "library/collections.abc.html#collections.abc.Sequence"),
     ]),
