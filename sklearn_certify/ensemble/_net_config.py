@@ -46,6 +46,7 @@ _ITER_KEYS = {
 }
 _DEFAULT_MEMORY_BUDGET = 1 << 29  # bytes of training state per chunk (512 MiB)
 _TENSOR_CAP = 1 << 23  # bytes of the largest stacked tensor of a chunk (8 MiB)
+_COPIES_SHARE = 8  # viewed copies kept for a chunk take at most budget / 8
 
 
 class NetConfig:
@@ -266,7 +267,9 @@ def auto_chunk_size(
     ``shared_bytes`` is data every chunk holds once, whatever its size (``X`` itself when
     every member sees all rows); it is taken from the budget first, down to half of it.
     ``member_data_bytes`` is data each member holds on its own (a view applied once: every
-    slot keeps its viewed copy of the rows, at most ``X``'s size).
+    slot keeps its viewed copy of the rows, at most ``X``'s size); those copies take at most
+    ``1 / _COPIES_SHARE`` of the budget, so that a chunk's memory stays close to that of the
+    training state whatever the number of members.
 
     The result never depends on which members are present, nor on the number of training
     rows of a row-subset plan (a poisoned row must not change any member's tensor shapes), so
@@ -276,8 +279,10 @@ def auto_chunk_size(
     budget = _DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
     budget = max(budget - int(shared_bytes), budget // 2)
     batch = config.batch_size * max(row_numel, config.n_classes)
-    per_member = 4 * (6 * total + (10 if with_view else 8) * batch) + int(member_data_bytes)
+    per_member = 4 * (6 * total + (10 if with_view else 8) * batch)
     cap = budget // per_member
+    if member_data_bytes:  # the slots' viewed copies take at most a share of the budget
+        cap = min(cap, budget // (_COPIES_SHARE * int(member_data_bytes)))
     if config.device.type == "cpu":  # the CUDA caching allocator recycles blocks by itself
         cap = min(cap, _TENSOR_CAP // (4 * max(largest, batch)))
     cap = max(1, cap)
