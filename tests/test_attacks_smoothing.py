@@ -6,6 +6,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 from scipy import stats
+from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from threadpoolctl import threadpool_limits
@@ -253,3 +254,19 @@ def test_the_failure_bound_adds_alpha_and_the_finite_vote():
     # at least the mean count, at most all of them
     assert _tolerated(_Smoothing(0.5, 0.5, 20, "votes"), np.full(10, 0.35)) == 4
     assert _tolerated(_Smoothing(0.01, 0.5, 20, "votes"), np.ones(5)) == 5
+
+
+def test_budget_zero_moves_nothing_where_certify_names_another_class():
+    """An abstained point whose selection draws name another class than the full vote."""
+    X, y = load_digits(split="train")
+    X_test, y_test = load_digits(split="test")
+    X_eval, y_eval = X_test[245:255], y_test[245:255]
+    rab = _rab(n_estimators=10, n_select=5, test_noise=False)
+    clean = clone(rab).fit(X, y)
+    cert = clean.certify(X_eval)
+    differ = clean.predict(X_eval) != cert.prediction
+    assert differ.any() and cert.abstain[differ].all()  # the case this test is about
+    attack = FeatureCollisionAttack(eps_linf=0.05, n_steps=1)
+    (row,) = evaluate_under_attack(rab, attack, X, y, X_eval, y_eval, [0])
+    assert row["attack_success"] == 0.0 and row["uncertified_changed"] == 0.0
+    assert row["n_certified_changed"] == 0

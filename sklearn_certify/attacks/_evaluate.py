@@ -256,7 +256,9 @@ def evaluate_under_attack(
     that point), a clone of the estimator with the same parameters, ``random_state``
     included, is fitted on the poisoned set, and its predictions on the attacked inputs
     (with the attack's test-time trigger, if it has one) are compared with the clean
-    certified predictions.
+    model's: with the certificate's class where it certifies, with the clean model's own
+    :meth:`predict` elsewhere (a smoothing classifier's certificate selects its class on
+    separate draws, and may name another one where it abstains).
 
     Where the certificate covers the test input, it is computed on the clean test input
     and the trigger's norm counts towards the cost: for
@@ -390,15 +392,19 @@ def evaluate_under_attack(
     clean_model = clone(estimator).fit(X, y)
     unit = clean_model.certify(X_clean[:1]).unit
     if _covers_test_input(estimator, unit):
-        cert = clean_model.certify(X_clean)
+        X_certified = X_clean
         delta = (X_eval.astype(np.float64) - X_clean.astype(np.float64)).reshape(rows.size, -1)
         input_norm = np.sqrt(np.sum(delta**2, axis=1))
     else:
-        cert = clean_model.certify(X_eval)
+        X_certified = X_eval
         input_norm = np.zeros(rows.size)
+    cert = clean_model.certify(X_certified)
+    # A certified prediction is held to the certificate's class. The others are compared with
+    # the clean model's own predict: a smoothing classifier's certify selects its class on
+    # separate draws and may name another class where it abstains, which no attack caused.
+    clean_prediction = clean_model.predict(X_certified)
     attack_model = _attack_model(estimator, clean_model, smoothing, attack, X, y)
-    clean_prediction = cert.prediction
-    correct = (clean_prediction == y_eval) & ~cert.abstain
+    correct = (cert.prediction == y_eval) & ~cert.abstain
     table = []
     for budget in budgets:
         if attack.per_target:
@@ -419,7 +425,7 @@ def evaluate_under_attack(
             accuracy = float(model.score(X_test, y_test))
         cost = _point_costs(train_cost, input_norm, unit)
         certified = _certified(cert, cost)
-        changed = prediction != clean_prediction
+        changed = np.where(certified, prediction != cert.prediction, prediction != clean_prediction)
         success = attack.succeeded(clean_prediction, prediction, y_eval)
         n_certified = int(certified.sum())
         n_certified_changed = int(np.sum(changed & certified))
