@@ -16,13 +16,11 @@ from __future__ import annotations
 import argparse
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
+from _results import write_section
 
 from sklearn_certify.bounds import dpa_radius, fa_radius, fa_shifts
-
-RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
 def fa_loop(preds, n_classes, k, d):
@@ -175,14 +173,6 @@ def main(argv=None):
     print(text)
     if not args.quick:
         write_section(text)
-
-
-def write_section(text):
-    """Replace this benchmark's section of RESULTS.md, keeping the others."""
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    head, sep, rest = old.partition("## bench_bounds")
-    tail = rest[rest.find("\n## ") + 1 :] if sep and "\n## " in rest else ""
-    RESULTS.write_text(head.rstrip() + "\n\n" + text + ("\n" + tail if tail else ""))
 
 
 if __name__ == "__main__":

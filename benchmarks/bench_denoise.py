@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _results import write_section
 
 from sklearn_certify.datasets import load_digits
 from sklearn_certify.denoisers import load_bundled
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 SIGMA = 0.5
 
 
@@ -121,13 +121,6 @@ def report(result, args) -> str:
         )
     return "\n".join(lines) + "\n"
 
-
-def write_section(text: str) -> None:
-    """Replace this benchmark's section of RESULTS.md, keeping the others."""
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    head, sep, rest = old.partition("## bench_denoise")
-    tail = rest[rest.find("\n## ") + 1 :] if sep and "\n## " in rest else ""
-    RESULTS.write_text(head.rstrip() + "\n\n" + text + ("\n" + tail if tail else ""))
 
 
 def main(argv=None) -> None:

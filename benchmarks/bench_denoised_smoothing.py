@@ -24,9 +24,9 @@ import platform
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import torch
+from _results import write_section
 from skorch import NeuralNetClassifier
 
 from sklearn_certify import DenoisedSmoothingClassifier
@@ -34,7 +34,6 @@ from sklearn_certify.datasets import load_digits_for_denoising
 from sklearn_certify.denoisers import load_bundled
 from sklearn_certify.metrics import certified_accuracy
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 RADII = (0.05, 0.1, 0.25, 0.5)
 
 
@@ -165,14 +164,7 @@ def write(cost, quality, args) -> None:
             )
         lines.append("")
     section = "\n".join(lines)
-    text = RESULTS.read_text()
-    start = text.find(lines[0] + "\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
-    RESULTS.write_text(text.rstrip("\n") + "\n")
+    write_section(section)
 
 
 def main(argv=None) -> int:

@@ -31,17 +31,15 @@ import subprocess
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
+from _results import write_section
 from skorch import NeuralNetClassifier
 
 from sklearn_certify.datasets import load_digits
 from sklearn_certify.ensemble import MemberPlan, fit_members
 from sklearn_certify.partition import DPAClassifier, bucket_of_rows
-
-RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
 class MLP(torch.nn.Module):
@@ -316,14 +314,7 @@ def write_results(rows, rss, args):
         lines.append(f"ART not measured: {note}.")
     lines.append("")
     section = "\n".join(lines)
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    start = text.find("## bench_dpa")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
-    RESULTS.write_text(text.rstrip("\n") + "\n")
+    write_section(section)
 
 
 def main(argv=None):

@@ -32,17 +32,16 @@ import subprocess
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
+from _results import write_section
 from skorch import NeuralNetClassifier
 
 from sklearn_certify import RABClassifier
 from sklearn_certify.datasets import load_digits
 from sklearn_certify.metrics import certified_accuracy
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 BOUND_RADII = (0.1, 0.25, 0.5)
 
 
@@ -334,15 +333,7 @@ def write_results(fit, scaling, mnist, bounds, args) -> None:
             )
         lines.append("")
     section = "\n".join(lines)
-    text = RESULTS.read_text()
-    title = lines[0]
-    start = text.find(title + "\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
-    RESULTS.write_text(text.rstrip("\n") + "\n")
+    write_section(section)
 
 
 def main(argv=None) -> int:

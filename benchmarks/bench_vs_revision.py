@@ -27,8 +27,9 @@ import time
 import warnings
 from pathlib import Path
 
+from _results import write_section
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).with_name("RESULTS.md")
 CASES = ("digits", "mnist")
 
 
@@ -140,14 +141,7 @@ def write(results: dict, rev: str, rounds: int, repeats: int) -> None:
             "",
         ]
     )
-    text = RESULTS.read_text()
-    start = text.find("## bench_vs_revision")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
-    RESULTS.write_text(text.rstrip("\n") + "\n")
+    write_section(section)
 
 
 def main() -> int:

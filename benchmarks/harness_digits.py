@@ -34,10 +34,10 @@ import platform
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
+from _results import write_section
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.tree import DecisionTreeClassifier
@@ -59,7 +59,6 @@ from sklearn_certify.attacks import (
 from sklearn_certify.datasets import load_digits, load_digits_for_denoising
 from sklearn_certify.denoisers import load_bundled
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 COLUMNS = (
     "budget",
     "cost",
@@ -274,15 +273,7 @@ def write_results(results: list[dict]) -> None:
         lines += ["| " + " | ".join(_cell(row[c]) for c in COLUMNS) + " |" for row in r["rows"]]
         lines.append("")
     lines += [f"Violations flagged by the harness: **{violations}**.", ""]
-    text = RESULTS.read_text()
-    start = text.find(lines[0] + "\n")
-    section = "\n".join(lines)
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
-    RESULTS.write_text(text.rstrip("\n") + "\n")
+    write_section("\n".join(lines))
 
 
 def main(argv=None) -> int:
