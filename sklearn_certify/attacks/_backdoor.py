@@ -263,10 +263,17 @@ class BackdoorAttack(PoisoningAttack):
         return out.astype(dtype)
 
     # ------------------------------------------------------------------ the attack
-    def _poison(self, X, y, budget, *, model, target, rng) -> PoisonResult:
+    @property
+    def changes(self) -> frozenset:
+        """Inserted rows (``mode="insert"``), or features, and labels if ``dirty_label``."""
+        if self.mode == "insert":
+            return frozenset({"rows"})
+        return frozenset({"features", "labels"} if self.variant == "dirty_label" else {"features"})
+
+    def _pool(self, X, y, budget) -> tuple[np.ndarray, np.ndarray]:
+        """The rows this backdoor can poison and their triggered copies, at least ``budget``."""
         self._check_options()
-        classes = np.unique(y)
-        label_index("target_label", self.target_label, classes)
+        label_index("target_label", self.target_label, np.unique(y))
         dirty = self.variant == "dirty_label"
         pool = np.flatnonzero((y != self.target_label) if dirty else (y == self.target_label))
         triggered = self.apply_trigger(X[pool])
@@ -280,6 +287,14 @@ class BackdoorAttack(PoisoningAttack):
                 f"budget={budget} is more than the {pool.size} training rows {which} "
                 f"target_label={self.target_label!r} that this backdoor can poison."
             )
+        return pool, triggered
+
+    def _validate_budget(self, X, y, budget, target) -> None:
+        self._pool(X, y, budget)
+
+    def _poison(self, X, y, budget, *, model, target, rng) -> PoisonResult:
+        dirty = self.variant == "dirty_label"
+        pool, triggered = self._pool(X, y, budget)
         pick = rng.permutation(pool.size)[:budget]
         rows = pool[pick]
         labels = np.full(budget, self.target_label, dtype=y.dtype) if dirty else y[rows]

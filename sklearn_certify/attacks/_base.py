@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 
-__all__ = ["COST_UNITS", "PoisonResult", "PoisoningAttack"]
+__all__ = ["CHANGES", "COST_UNITS", "PoisonResult", "PoisoningAttack"]
 
 #: Units a poisoning can be measured in. ``"rows"``: training rows touched (inserted, deleted
 #: or changed); ``"samples"``: inserted plus deleted rows, a changed row counting as one
@@ -29,6 +29,23 @@ COST_UNITS = ("rows", "samples", "label_flips", "l2", "linf")
 
 #: Units counted in whole rows, whose budgets are integers.
 INTEGER_UNITS = ("rows", "samples", "label_flips")
+
+#: What a poisoning can change: ``"rows"`` (rows inserted or deleted), ``"features"`` and
+#: ``"labels"`` (of rows kept).
+CHANGES = ("rows", "features", "labels")
+
+#: The changes a unit cannot measure (the others can measure everything).
+_UNMEASURED = {"label_flips": ("rows", "features"), "l2": ("rows", "labels")}
+_UNMEASURED["linf"] = _UNMEASURED["l2"]
+
+
+def measures(unit: str, changes) -> bool:
+    """Whether a poisoning that makes ``changes`` (see :data:`CHANGES`) has a cost in ``unit``.
+
+    Row counts measure every change; ``"label_flips"`` only relabeled rows; the feature
+    norms ``"l2"`` and ``"linf"`` only changed features.
+    """
+    return not set(_UNMEASURED.get(unit, ())) & set(changes)
 
 
 def _frozen(array) -> np.ndarray:
@@ -117,7 +134,7 @@ class PoisonResult:
         unit : str
             The attack's budget unit, one of :data:`COST_UNITS`.
         info : dict, default=None
-            Attack-specific details kept in :attr:`info`.
+            Attack-specific details kept in ``info``.
 
         Returns
         -------
@@ -178,7 +195,7 @@ class PoisonResult:
 
     @property
     def spent(self):
-        """The cost in the attack's own unit (:meth:`cost` of :attr:`unit`)."""
+        """The cost in the attack's own unit (:meth:`cost` of ``unit``)."""
         return self.cost(self.unit)
 
     def cost(self, unit: str):
@@ -200,22 +217,30 @@ class PoisonResult:
         int, float or None
             Integers for the row counts, floats for the norms, None where undefined.
         """
+        if unit not in COST_UNITS:
+            raise ValueError(f"unit must be one of {COST_UNITS}, got {unit!r}.")
         n_moved = int(self.added.size + self.removed.size)
+        if not measures(unit, self.changes):
+            return None
         if unit == "rows":
             return n_moved + int(self.changed.size)
         if unit == "samples":
             return n_moved + 2 * int(self.changed.size)
         if unit == "label_flips":
-            if n_moved or np.any(self.feature_l2 > 0):
-                return None
             return int(self.relabeled.size)
-        if unit in ("l2", "linf"):
-            if n_moved or self.relabeled.size:
-                return None
-            if unit == "l2":
-                return float(np.sqrt(np.sum(self.feature_l2**2)))
-            return float(self.feature_linf.max(initial=0.0))
-        raise ValueError(f"unit must be one of {COST_UNITS}, got {unit!r}.")
+        if unit == "l2":
+            return float(np.sqrt(np.sum(self.feature_l2**2)))
+        return float(self.feature_linf.max(initial=0.0))
+
+    @property
+    def changes(self) -> frozenset:
+        """What this poisoning changed: a subset of :data:`CHANGES`."""
+        made = {
+            "rows": bool(self.added.size or self.removed.size),
+            "features": bool(np.any(self.feature_l2 > 0)),
+            "labels": bool(self.relabeled.size),
+        }
+        return frozenset(kind for kind, made_it in made.items() if made_it)
 
     def describe(self) -> str:
         """One line: what was inserted, deleted and changed.
@@ -348,6 +373,76 @@ class PoisoningAttack(BaseEstimator, metaclass=ABCMeta):
         """
         return True
 
+    @property
+    def changes(self) -> frozenset:
+        """What this attack's poisonings may change: a subset of :data:`CHANGES`.
+
+        Read before anything is trained, to refuse a certificate that does not count these
+        changes. Empty when an attack does not say (the cost of each poisoning is still
+        checked once it is made).
+        """
+        return frozenset()
+
+    def validate_estimator(self, estimator) -> None:
+        """Refuse, before it is trained, a certified classifier this attack cannot attack.
+
+        Parameters
+        ----------
+        estimator : estimator
+            The unfitted certified classifier the attack will read (as ``model``).
+
+        Raises
+        ------
+        TypeError, ValueError
+            Where :meth:`poison` would refuse the classifier once trained (none by default).
+        """
+
+    def validate_budget(self, X, y, budget, *, target=None) -> None:
+        """Refuse a budget :meth:`poison` could not spend on ``(X, y)``, without poisoning.
+
+        Cheap: nothing is optimised or trained. For an attack that reads ``model``, the
+        check covers every model (a budget it passes may still be refused by
+        :meth:`poison` for a particular one).
+
+        Parameters
+        ----------
+        X, y, budget, target :
+            As in :meth:`poison`.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Where :meth:`poison` would refuse these arguments.
+        """
+        self._validate_params()
+        X, y = check_training_set(X, y)
+        budget = check_budget(budget, self.unit)
+        self._validate_budget(X, y, budget, self._checked_target(X, target))
+
+    def _validate_budget(self, X, y, budget, target) -> None:
+        """The attack's own checks of :meth:`validate_budget`, on checked inputs (none here)."""
+
+    def _checked_target(self, X, target):
+        """``target`` shaped like a row of ``X``: required per target, refused otherwise."""
+        if not self.per_target:
+            if target is not None:
+                raise ValueError(
+                    f"{type(self).__name__} poisons for every test point at once; leave "
+                    "target as None."
+                )
+            return None
+        if target is None:
+            raise ValueError(
+                f"{type(self).__name__} is crafted against one test point; pass target "
+                "(one row shaped like the rows of X)."
+            )
+        target = np.asarray(target)
+        if target.size != int(np.prod(X.shape[1:])):
+            raise ValueError(
+                f"target must be one row of shape {X.shape[1:]}, got shape {target.shape}."
+            )
+        return target.reshape(X.shape[1:])
+
     def poison(self, X, y, budget, *, model=None, target=None) -> PoisonResult:
         """Poison the training set ``(X, y)`` with exactly ``budget`` (in ``unit``).
 
@@ -374,22 +469,7 @@ class PoisoningAttack(BaseEstimator, metaclass=ABCMeta):
         self._validate_params()
         X, y = check_training_set(X, y)
         budget = check_budget(budget, self.unit)
-        if self.per_target:
-            if target is None:
-                raise ValueError(
-                    f"{type(self).__name__} is crafted against one test point; pass target "
-                    "(one row shaped like the rows of X)."
-                )
-            target = np.asarray(target)
-            if target.size != int(np.prod(X.shape[1:])):
-                raise ValueError(
-                    f"target must be one row of shape {X.shape[1:]}, got shape {target.shape}."
-                )
-            target = target.reshape(X.shape[1:])
-        elif target is not None:
-            raise ValueError(
-                f"{type(self).__name__} poisons for every test point at once; leave target as None."
-            )
+        target = self._checked_target(X, target)
         rng = check_random_state(self.random_state)
         return self._poison(X, y, budget, model=model, target=target, rng=rng)
 

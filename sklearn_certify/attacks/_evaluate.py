@@ -9,11 +9,17 @@ import numpy as np
 from scipy import stats
 from sklearn.base import clone
 
-from sklearn_certify.attacks._base import PoisoningAttack, check_budget, check_training_set
+from sklearn_certify.attacks._base import (
+    PoisoningAttack,
+    check_budget,
+    check_training_set,
+    measures,
+)
 
 __all__ = [
     "CertificateViolationError",
     "CertificateViolationWarning",
+    "check_evaluation",
     "evaluate_under_attack",
 ]
 
@@ -117,6 +123,124 @@ def _check_budgets(budgets, unit: str) -> list:
         return [check_budget(b.item() if hasattr(b, "item") else b, unit) for b in values]
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"budgets: {exc}") from exc
+
+
+def _radius_unit(estimator) -> str | None:
+    """What the estimator's radius counts, known before training (None when it does not say)."""
+    from sklearn_certify.partition import DPAClassifier
+    from sklearn_certify.smoothing import RandomizedSmoothingClassifier
+
+    if isinstance(estimator, RandomizedSmoothingClassifier):
+        return "input_l2"
+    if isinstance(estimator, DPAClassifier):
+        label_flip = estimator.get_params(deep=False)["threat_model"] == "label_flip"
+        return "label_flips" if label_flip else "samples"
+    unit = getattr(type(estimator), "_certificate_unit", None)  # a class attribute
+    return unit if isinstance(unit, str) else None
+
+
+#: How the messages name each kind of change (see PoisoningAttack.changes).
+_CHANGE_WORDS = {
+    "rows": "inserts or deletes rows",
+    "features": "changes features",
+    "labels": "changes labels",
+}
+
+
+def _check_threat_model(estimator, attack, budgets: list) -> None:
+    """Refuse positive budgets whose poisoning the certificate cannot measure."""
+    unit = _radius_unit(estimator)
+    positive = [b for b in budgets if b > 0]
+    if unit is None or not positive:
+        return
+    if unit == "input_l2":
+        raise ValueError(
+            f"budgets: {positive[0]} {attack.unit} poisons the training set, but "
+            f"{type(estimator).__name__}'s certificate (input_l2) covers a perturbation of "
+            "the test input only, the training set being trusted: evaluate it at budget 0 "
+            "(a backdoor at budget 0 is its test-time trigger alone)."
+        )
+    unmeasured = [_CHANGE_WORDS[c] for c in sorted(attack.changes) if not measures(unit, {c})]
+    if unmeasured:
+        raise ValueError(
+            f"{type(attack).__name__} {' and '.join(unmeasured)}, which a certificate "
+            f"counting {unit} does not measure: the attack is outside the threat model of "
+            f"{type(estimator).__name__}'s certificate."
+        )
+
+
+def _check_budgets_fit(attack, X, y, X_eval, budgets: list) -> None:
+    """Refuse a budget the attack cannot spend on ``(X, y)`` (per evaluated test point)."""
+    largest = max(budgets)
+    if not attack.per_target:
+        attack.validate_budget(X, y, largest)
+        return
+    for i in range(X_eval.shape[0]):
+        try:
+            attack.validate_budget(X, y, largest, target=X_eval[i])
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"Against evaluated test point {i}: {exc}") from exc
+
+
+def _checked(estimator, attack, X, y, X_test, y_test, budgets):
+    """Every check made before training, and the checked arrays.
+
+    Returns ``(smoothing, X, y, X_test, y_test, budgets, rows, X_eval)``: the vote model,
+    the data, the budgets, the evaluated test rows and their attacked inputs.
+    """
+    if not isinstance(attack, PoisoningAttack):
+        raise TypeError(f"attack must be a PoisoningAttack, got {type(attack).__name__}.")
+    smoothing = _check_estimator(estimator)
+    X, y = check_training_set(X, y)
+    X_test, y_test = _check_test_set(X, X_test, y_test)
+    budgets = _check_budgets(budgets, attack.unit)
+    rows = attack.evaluation_rows(y_test)
+    if rows.size == 0:
+        raise ValueError(
+            f"{type(attack).__name__} is evaluated on no row of y_test (a backdoor needs test "
+            "points of classes other than its target_label)."
+        )
+    X_eval = attack.test_inputs(X_test[rows])
+    attack.validate_estimator(estimator)
+    _check_threat_model(estimator, attack, budgets)
+    _check_budgets_fit(attack, X, y, X_eval, budgets)
+    return smoothing, X, y, X_test, y_test, budgets, rows, X_eval
+
+
+def check_evaluation(estimator, attack: PoisoningAttack, X, y, X_test, y_test, budgets) -> None:
+    """Make the checks of :func:`evaluate_under_attack`, which it makes before any training.
+
+    The estimator and the attack must fit together (the certificate counts what the
+    attack changes), and every budget must be one the attack can spend on ``(X, y)`` (for
+    a per-target attack, against every evaluated test point): an impossible last budget is
+    refused before the first fit, not after the earlier ones. Nothing is trained or
+    poisoned.
+
+    Parameters
+    ----------
+    estimator, attack, X, y, X_test, y_test, budgets :
+        As in :func:`evaluate_under_attack`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        What :func:`evaluate_under_attack` would raise before training anything.
+
+    Examples
+    --------
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> from sklearn_certify import RABClassifier
+    >>> from sklearn_certify.attacks import LabelFlipAttack
+    >>> from sklearn_certify.attacks._evaluate import check_evaluation
+    >>> from sklearn_certify.datasets import load_digits
+    >>> X, y = load_digits(split="train")
+    >>> rab = RABClassifier(DecisionTreeClassifier(), random_state=0)
+    >>> check_evaluation(rab, LabelFlipAttack(), X, y, X[:5], y[:5], [0, 3])
+    Traceback (most recent call last):
+    ...
+    ValueError: LabelFlipAttack changes labels, which a certificate counting l2 does not ...
+    """
+    _checked(estimator, attack, X, y, X_test, y_test, budgets)
 
 
 def _fraction(count: int, total: int) -> float:
@@ -257,7 +381,7 @@ def evaluate_under_attack(
     included, is fitted on the poisoned set, and its predictions on the attacked inputs
     (with the attack's test-time trigger, if it has one) are compared with the clean
     model's: with the certificate's class where it certifies, with the clean model's own
-    :meth:`predict` elsewhere (a smoothing classifier's certificate selects its class on
+    ``predict`` elsewhere (a smoothing classifier's certificate selects its class on
     separate draws, and may name another one where it abstains).
 
     Where the certificate covers the test input, it is computed on the clean test input
@@ -338,10 +462,14 @@ def evaluate_under_attack(
         certified predictions than tolerated.
     ValueError
         When ``estimator.random_state`` is not an int, when its certificates are
-        probabilistic but not those of a smoothing classifier of this package, or when the
+        probabilistic but not those of a smoothing classifier of this package, when the
         attack changes what the certificate does not count (rows or features against a
         label-flip certificate; inserted rows or labels against RAB; any training change
-        against test-time smoothing).
+        against test-time smoothing), or when a budget is more than the attack can spend.
+        All of these are checked before anything is trained (:func:`check_evaluation`),
+        as far as the attack declares what it changes and what it can spend
+        (:attr:`PoisoningAttack.changes`, :meth:`PoisoningAttack.validate_budget`); each
+        poisoning's cost is checked again once it is made.
 
     Examples
     --------
@@ -373,22 +501,12 @@ def evaluate_under_attack(
     >>> [(r["budget"], round(r["cost"], 2), r["violation"]) for r in rows]
     [(0, 0.1, False), (4, 0.22, False)]
     """
-    if not isinstance(attack, PoisoningAttack):
-        raise TypeError(f"attack must be a PoisoningAttack, got {type(attack).__name__}.")
     if on_violation not in ("warn", "raise"):
         raise ValueError(f"on_violation must be 'warn' or 'raise', got {on_violation!r}.")
-    smoothing = _check_estimator(estimator)
-    X, y = check_training_set(X, y)
-    X_test, y_test = _check_test_set(X, X_test, y_test)
-    budgets = _check_budgets(budgets, attack.unit)
-    rows = attack.evaluation_rows(y_test)
-    if rows.size == 0:
-        raise ValueError(
-            f"{type(attack).__name__} is evaluated on no row of y_test (a backdoor needs test "
-            "points of classes other than its target_label)."
-        )
+    smoothing, X, y, X_test, y_test, budgets, rows, X_eval = _checked(
+        estimator, attack, X, y, X_test, y_test, budgets
+    )
     X_clean, y_eval = X_test[rows], y_test[rows]
-    X_eval = attack.test_inputs(X_clean)
     clean_model = clone(estimator).fit(X, y)
     unit = clean_model.certify(X_clean[:1]).unit
     if _covers_test_input(estimator, unit):

@@ -277,10 +277,13 @@ class FeatureCollisionAttack(PoisoningAttack):
         eps = self.eps_linf if self.eps_l2 is None else self.eps_l2
         return 2.5 * float(eps) / self.n_steps
 
-    def _poison(self, X, y, budget, *, model, target, rng) -> PoisonResult:
-        import torch
+    @property
+    def changes(self) -> frozenset:
+        """Features only (labels kept)."""
+        return frozenset({"features"})
 
-        clip = self._check_options()
+    def _pool(self, X, y, budget, target, clip):
+        """Distances, base label, the rows it can move (at least ``budget``), first steps."""
         distance = self._distances(X, target)
         base_label = self._base(y, distance)
         pool = np.flatnonzero(y == base_label)
@@ -293,6 +296,16 @@ class FeatureCollisionAttack(PoisoningAttack):
                 f"budget={budget} is more than the {pool.size} training rows labelled "
                 f"base_label={base_label!r} that this attack can move."
             )
+        return distance, base_label, pool, start
+
+    def _validate_budget(self, X, y, budget, target) -> None:
+        self._pool(X, y, budget, target, self._check_options())
+
+    def _poison(self, X, y, budget, *, model, target, rng) -> PoisonResult:
+        import torch
+
+        clip = self._check_options()
+        distance, base_label, pool, start = self._pool(X, y, budget, target, clip)
         if self.selection == "nearest":
             order = np.argsort(distance[pool], kind="stable")
         else:

@@ -86,12 +86,35 @@ class LabelFlipAttack(PoisoningAttack):
         """True for ``strategy="nearest"``, which reads the clean model's vote."""
         return self.strategy == "nearest"
 
-    def _poison(self, X, y, budget, *, model, target, rng) -> PoisonResult:
+    @property
+    def changes(self) -> frozenset:
+        """Labels only."""
+        return frozenset({"labels"})
+
+    def _classes(self, y) -> np.ndarray:
         classes = np.unique(y)
         if self.target_label is not None:
             label_index("target_label", self.target_label, classes)
         if classes.size < 2:
             raise ValueError("y has a single class; there is no other label to flip to.")
+        return classes
+
+    def _validate_budget(self, X, y, budget, target) -> None:
+        self._classes(y)
+        classes, counts = np.unique(y, return_counts=True)
+        if self.target_label is not None:
+            self._check_pool(budget, int(np.sum(y != self.target_label)))
+        elif self.strategy == "random":
+            self._check_pool(budget, y.shape[0])
+        elif budget > y.shape[0] - counts.min():
+            raise ValueError(
+                f"budget={budget} is more than the {y.shape[0] - counts.min()} training rows "
+                f"not labelled {classes[np.argmin(counts)].item()!r} (the rarest label): a nearest "
+                "flip relabels rows of other labels than the one it flips to."
+            )
+
+    def _poison(self, X, y, budget, *, model, target, rng) -> PoisonResult:
+        classes = self._classes(y)
         if self.strategy == "random":
             rows, labels, info = self._random(y, classes, budget, rng)
         else:

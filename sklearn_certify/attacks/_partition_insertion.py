@@ -111,6 +111,26 @@ class PartitionInsertionAttack(PoisoningAttack):
         """Always True: the copies are crafted against one test point."""
         return True
 
+    @property
+    def changes(self) -> frozenset:
+        """Inserted rows only."""
+        return frozenset({"rows"})
+
+    def validate_estimator(self, estimator) -> None:
+        """Refuse any classifier but a DPA whose ``threat_model`` is ``"general"``.
+
+        Parameters
+        ----------
+        estimator : estimator
+            The unfitted certified classifier.
+        """
+        if not hasattr(estimator, "assign_partitions"):
+            raise TypeError(
+                "PartitionInsertionAttack reads the partitions of a DPAClassifier; got "
+                f"{type(estimator).__name__}."
+            )
+        _check_threat_model(estimator)
+
     def _poison(self, X, y, budget, *, model, target, rng) -> PoisonResult:
         _check_model(model)
         prediction, runner_up, member_votes = member_view(model, target)
@@ -170,7 +190,11 @@ def _check_model(model) -> None:
             "PartitionInsertionAttack reads the partitions of a fitted DPAClassifier; pass the "
             f"classifier trained on the clean set as model=..., got {type(model).__name__}."
         )
-    if model.threat_model != "general":
+    _check_threat_model(model)
+
+
+def _check_threat_model(model) -> None:
+    if getattr(model, "threat_model", None) != "general":
         raise ValueError(
             "PartitionInsertionAttack inserts rows, which the label-flip threat model "
             "(SS-DPA, threat_model='label_flip') does not cover; use LabelFlipAttack there."

@@ -98,19 +98,29 @@ class SphereSlabAttack(PoisoningAttack):
         """False: the attack comes from the bound's own linear model, not from ``model``."""
         return False
 
-    def _poison(self, X, y, budget, *, model, target, rng) -> PoisonResult:
+    @property
+    def changes(self) -> frozenset:
+        """Inserted rows only."""
+        return frozenset({"rows"})
+
+    def _validate_budget(self, X, y, budget, target) -> np.ndarray:
+        """The two classes, once the budget is known to fit (also checked by ``_poison``)."""
         classes = np.unique(y)
         if classes.size != 2:
             raise ValueError(
                 f"SphereSlabAttack needs two classes (the bound is for binary linear models), "
                 f"got {classes.size}: {classes.tolist()[:10]}."
             )
-        n = X.shape[0]
-        if budget >= n:
+        if budget >= X.shape[0]:
             raise ValueError(
-                f"budget={budget} must be below the {n} clean rows (the bound takes a poison "
-                "fraction epsilon = budget / n < 1)."
+                f"budget={budget} must be below the {X.shape[0]} clean rows (the bound takes a "
+                "poison fraction epsilon = budget / n < 1)."
             )
+        return classes
+
+    def _poison(self, X, y, budget, *, model, target, rng) -> PoisonResult:
+        classes = self._validate_budget(X, y, budget, target)
+        n = X.shape[0]
         signs = np.where(y == classes[1], 1, -1)
         flat = X.reshape(n, -1).astype(np.float64)
         result = upper_bound(

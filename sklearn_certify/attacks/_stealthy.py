@@ -224,12 +224,22 @@ class StealthyRadiusAttack(PoisoningAttack):
             )
         return float(clip[0]), float(clip[1])
 
-    def _poison(self, X, y, budget, *, model, target, rng) -> PoisonResult:
+    @property
+    def changes(self) -> frozenset:
+        """Features only (labels kept)."""
+        return frozenset({"features"})
+
+    def _validate_budget(self, X, y, budget, target) -> tuple | None:
+        """The clip range, once the options and the classes are known to fit."""
         clip = self._check_options()
         classes = np.unique(y)
         label_index("target_class", self.target_class, classes)
         if classes.size < 2:
             raise ValueError("y has a single class; the attack needs another one to move from.")
+        return clip
+
+    def _poison(self, X, y, budget, *, model, target, rng) -> PoisonResult:
+        clip = self._validate_budget(X, y, budget, target)
         rows = np.flatnonzero(y == self.target_class)
         base = X[rows]
         if budget == 0:
