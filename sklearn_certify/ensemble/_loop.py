@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import pickle
+import multiprocessing
 
 import numpy as np
 from joblib import effective_n_jobs
+from joblib.parallel import MultiprocessingBackend, get_active_backend
 from sklearn.base import clone
 from sklearn.utils import _safe_indexing
 from sklearn.utils.parallel import Parallel, delayed
@@ -134,15 +135,43 @@ def classes_defined_in_main(estimator) -> list:
     return names
 
 
-def _main_pickling_error(in_main: list, exc: Exception) -> Exception:
-    if not in_main:
-        return exc
-    return ValueError(
-        f"The loop engine could not send fitted members back from a worker process: "
-        f"{', '.join(in_main)} is defined in __main__ (a script or notebook), and pickle finds "
-        f"classes by module and name ({exc}). Define it in an importable .py file, or use "
-        "n_jobs=1 or joblib's threading backend (the default when such classes are seen, "
-        "unless a process backend is configured)."
+def _shares_main(backend) -> bool:
+    """Whether ``backend``'s workers run in this process, where ``__main__`` is this script."""
+    if getattr(backend, "uses_threads", False):
+        return True
+    if isinstance(backend, MultiprocessingBackend):  # forked workers inherit __main__
+        context = backend.backend_kwargs.get("context") or multiprocessing
+        return context.get_start_method() == "fork"
+    client = getattr(backend, "client", None)  # joblib's dask backend
+    if client is None:
+        return False
+    workers = client.nthreads()
+    return bool(workers) and all(address.startswith("inproc://") for address in workers)
+
+
+def _parallel(n_jobs, verbose, in_main: list):
+    """The joblib ``Parallel`` for member batches, refused if ``in_main`` classes cannot travel.
+
+    A skorch net pickles its fitted module with the standard pickle even inside cloudpickle,
+    so a worker in another process cannot send back a member whose module, criterion or
+    optimizer class lives in ``__main__`` (loky fails after training; dask hangs for ever):
+    such classes get the threading backend unless the user configured a process backend,
+    which is refused here, before any member is trained.
+    """
+    prefer = "threads" if in_main else None
+    backend, _ = get_active_backend(prefer=prefer)
+    if in_main and not _shares_main(backend):
+        raise TypeError(
+            f"{', '.join(in_main)} is defined in __main__ (a script or notebook), and the "
+            f"active joblib backend ({type(backend).__name__}) would train members in other "
+            "processes, which cannot send a fitted skorch net back when its module, criterion "
+            "or optimizer class lives in __main__ (pickle finds classes by module and name). "
+            "Move the class into an importable .py file (and import it from there), or use "
+            "n_jobs=1 or joblib's threading backend."
+        )
+    return_as = "generator" if backend.supports_return_generator else "list"
+    return Parallel(
+        n_jobs=n_jobs, verbose=max(0, int(verbose) - 1), return_as=return_as, prefer=prefer
     )
 
 
@@ -154,22 +183,13 @@ def fit_loop(estimator, X, y, plan, *, n_classes, random_state, n_jobs, verbose)
     try:
         if len(batches) == 1:  # in this process: the progress bar advances per member
             return _fit_batch(estimator, X, y, plan, progress=progress, **kwargs)
+        parallel = _parallel(n_jobs, verbose, classes_defined_in_main(estimator))
         jobs = (delayed(_fit_batch)(estimator, X, y, plan.select(b), **kwargs) for b in batches)
-        in_main = classes_defined_in_main(estimator)
-        parallel = Parallel(
-            n_jobs=n_jobs,
-            verbose=max(0, int(verbose) - 1),
-            return_as="generator",
-            prefer="threads" if in_main else None,
-        )
         members: list = []
-        try:
-            for fitted in parallel(jobs):
-                members.extend(fitted)
-                if progress is not None:
-                    progress.update(len(fitted))
-        except pickle.PicklingError as exc:
-            raise _main_pickling_error(in_main, exc) from exc
+        for fitted in parallel(jobs):
+            members.extend(fitted)
+            if progress is not None:
+                progress.update(len(fitted))
         return members
     finally:
         if progress is not None:
