@@ -13,6 +13,9 @@ import numpy as np
 #: Largest count accepted: every integer up to it is exact as a float64, and differences of
 #: such counts never overflow int64.
 MAX_COUNT = 2**53
+#: Smallest error level accepted. Below it scipy's binomial quantiles (Boost's inverse
+#: incomplete beta) give up, warn and return NaN for small counts; no certificate needs it.
+MIN_ALPHA = 1e-60
 
 
 def check_counts(name: str, value, *, ndim: int | None = None) -> np.ndarray:
@@ -63,6 +66,17 @@ def check_open_unit(name: str, value) -> float:
     return float(value)
 
 
+def check_alpha(value, name: str = "alpha") -> float:
+    """Return an error level as float, requiring ``MIN_ALPHA <= value < 1``."""
+    value = check_open_unit(name, value)
+    if value < MIN_ALPHA:
+        raise ValueError(
+            f"{name}={value!r} is below {MIN_ALPHA:g}, where the exact binomial bounds cannot be "
+            f"computed in double precision; use {name} >= {MIN_ALPHA:g} (1e-3 to 1e-10 is usual)."
+        )
+    return value
+
+
 def check_positive(name: str, value) -> float:
     """Return ``value`` as float, requiring a finite value > 0 (noise levels such as ``sigma``)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -92,3 +106,29 @@ def check_probabilities(name: str, value) -> np.ndarray:
     if not np.all(np.isfinite(array)) or np.any((array < 0) | (array > 1)):
         raise ValueError(f"{name} must hold probabilities in [0, 1]; got values outside or NaN.")
     return array
+
+
+def check_row_shape(X, row_shape: tuple) -> None:
+    """Require the rows of ``X`` to have the shape recorded in ``fit`` (every axis after the first).
+
+    scikit-learn's ``n_features_in_`` checks the second axis only, so image rows of another
+    height and width, or flat rows given to a model fitted on images, would pass it.
+    """
+    shape = getattr(X, "shape", None)
+    if shape is None:
+        try:
+            shape = np.asarray(X).shape
+        except ValueError:  # ragged nested lists: validate_data reports them
+            return
+    if len(shape) < 2 or tuple(shape[1:]) == tuple(row_shape):
+        return
+    if len(shape) == 2 and len(row_shape) == 1:  # flat rows: validate_data says it the sklearn way
+        return
+    row = tuple(int(d) for d in shape[1:])
+    fix = "pass rows shaped as in fit"
+    if int(np.prod(row)) == int(np.prod(row_shape)):
+        fix = f"pass X.reshape(len(X), {', '.join(str(int(d)) for d in row_shape)})"
+    raise ValueError(
+        f"X has rows of shape {row}, but this estimator was fitted on rows of shape "
+        f"{tuple(int(d) for d in row_shape)}; {fix}."
+    )

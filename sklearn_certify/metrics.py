@@ -11,6 +11,7 @@ import numbers
 from typing import Literal
 
 import numpy as np
+from sklearn.utils.multiclass import unique_labels
 
 from sklearn_certify._certificate import Certificate
 from sklearn_certify._pipeline import certify
@@ -40,7 +41,26 @@ def _certified_correct(y_true, certificate: Certificate) -> np.ndarray:
             f"y_true has shape {y_true.shape} but the certificate covers "
             f"{len(certificate)} samples; pass the labels of the certified samples."
         )
+    _check_label_types(y_true, certificate.prediction)
     return (certificate.prediction == y_true) & ~certificate.abstain
+
+
+def _check_label_types(y_true: np.ndarray, prediction: np.ndarray) -> None:
+    """Refuse labels that can never equal the predictions (strings against numbers).
+
+    Compared as they are, every row would count as wrong and the accuracy would be 0.0
+    without a word; scikit-learn's ``score`` refuses the same mix.
+    """
+    if not y_true.size:
+        return
+    try:
+        unique_labels(y_true, prediction)
+    except ValueError as exc:
+        raise ValueError(
+            f"y_true holds {y_true.dtype} labels such as {y_true.ravel()[:1].tolist()[0]!r}, but the "
+            f"certificate predicts {prediction.dtype} labels such as {prediction.ravel()[:1].tolist()[0]!r} "
+            f"({exc}). Pass y_true in the label values the estimator was fitted on."
+        ) from exc
 
 
 def _check_radius(radius) -> float:

@@ -133,7 +133,7 @@ def test_test_noise_is_a_fixed_vector_per_member(digits17):
         )
     quiet = RABClassifier(LogisticRegression(), n_estimators=5, test_noise=False, random_state=2)
     quiet.fit(X, y)
-    assert not hasattr(quiet, "test_noise_")
+    assert quiet.test_noise_ is None
     own = np.stack([m.predict_proba(X_test) for m in quiet.estimators_], axis=1)
     np.testing.assert_allclose(quiet.member_scores(X_test), own)
     # one row at a time gives the same scores (the noise does not depend on the row; the

@@ -6,8 +6,8 @@ import numpy as np
 from scipy import stats
 
 from sklearn_certify._validation import (
+    check_alpha,
     check_counts,
-    check_open_unit,
     check_positive,
     check_probabilities,
     check_scalar_int,
@@ -34,7 +34,7 @@ def _check_k_n(k, n):
 
 def _clopper_pearson(k, n, alpha, *, upper: bool) -> np.ndarray:
     """One-sided exact binomial bound: the lower one, or the upper one (``upper=True``)."""
-    alpha = check_open_unit("alpha", alpha)
+    alpha = check_alpha(alpha)
     k, n = _check_k_n(k, n)
     with np.errstate(invalid="ignore"):
         if upper:
@@ -209,7 +209,7 @@ def hoeffding_bounds(p_a_mean, p_b_mean, n: int, alpha: float) -> tuple[np.ndarr
     (0.84123, 0.999527)
     """
     n = check_scalar_int("n", n, min_value=1)
-    alpha = check_open_unit("alpha", alpha)
+    alpha = check_alpha(alpha)
     p_a = check_probabilities("p_a_mean", p_a_mean)
     p_b = check_probabilities("p_b_mean", p_b_mean)
     eps = np.sqrt(np.log(1.0 / alpha) / (2.0 * n))

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
-from sklearn_certify._validation import check_counts, check_open_unit, check_positive
+from sklearn_certify._validation import check_alpha, check_counts, check_positive
 from sklearn_certify.bounds._smoothing import (
     clopper_pearson_lower,
     clopper_pearson_upper,
@@ -100,7 +100,7 @@ def cohen_certify(
     >>> int(out.prediction[0]), round(float(out.p_lower[0]), 10), round(float(out.radius[0]), 6)
     (1, 0.9760361872, 0.989005)
     """
-    alpha = check_open_unit("alpha", alpha)
+    alpha = check_alpha(alpha)
     sigma = check_positive("sigma", sigma)
     select = _counts_matrix("counts_select", counts_select)
     estimate = _counts_matrix("counts_estimate", counts_estimate)
@@ -158,7 +158,7 @@ def simultaneous_certify(counts, alpha: float, sigma: float, *, n_draws=None) ->
     >>> round(float(out.radius[0]), 6)
     1.104099
     """
-    alpha = check_open_unit("alpha", alpha)
+    alpha = check_alpha(alpha)
     sigma = check_positive("sigma", sigma)
     counts = _counts_matrix("counts", counts)
     n_samples, n_classes = counts.shape
@@ -220,7 +220,7 @@ def hoeffding_certify(
     >>> bool(np.isclose(out.p_lower[0], 0.9 - eps)), bool(np.isclose(out.p_upper[0], 0.1 + eps))
     (True, True)
     """
-    alpha = check_open_unit("alpha", alpha)
+    alpha = check_alpha(alpha)
     sigma = check_positive("sigma", sigma)
     if isinstance(n_estimate, bool) or not isinstance(n_estimate, (int, np.integer)):
         raise TypeError(f"n_estimate must be an int, got {n_estimate!r}.")
@@ -293,7 +293,7 @@ def cohen_predict(counts, alpha: float) -> tuple[np.ndarray, np.ndarray]:
     >>> prediction.tolist(), abstain.tolist()
     ([1, 1, 0], [True, False, True])
     """
-    alpha = check_open_unit("alpha", alpha)
+    alpha = check_alpha(alpha)
     counts = _counts_matrix("counts", counts)
     order = np.argsort(-counts, axis=1, kind="stable")
     rows = np.arange(counts.shape[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Integral
@@ -16,6 +17,8 @@ from sklearn.utils.validation import check_is_fitted, check_random_state, valida
 
 from sklearn_certify import bounds
 from sklearn_certify._certificate import Certificate
+from sklearn_certify._validation import check_row_shape
+from sklearn_certify.ensemble._module_check import check_module_io
 from sklearn_certify.ensemble._outputs import scoring_method
 from sklearn_certify.ensemble._skorch import nested_nets
 
@@ -119,6 +122,10 @@ class BaseCertifiedEnsemble(
         "verbose": ["verbose"],
     }
     _certificate_unit: ClassVar[str]
+    #: Constructor parameters that the certificate, ``predict`` and the rest depend on.
+    #: ``fit`` records each as ``<name>_`` before anything else, and every method after
+    #: ``fit`` reads those: a parameter changed since (``set_params``) changes nothing.
+    _fitted_params: ClassVar[tuple] = ()
     _too_few_rows_hint: ClassVar[str] = ""
     #: Integer and real parameters that must not be given as booleans.
     _int_params: ClassVar[tuple] = ("n_jobs",)
@@ -165,9 +172,13 @@ class BaseCertifiedEnsemble(
     )
 
     def _validate_X(self, X):
-        """Rows to score, checked against what ``fit`` saw."""
+        """Rows to score, checked against what ``fit`` saw (the whole row shape too)."""
         check_is_fitted(self)
+        check_row_shape(X, self.row_shape_)
         return validate_data(self, X, reset=False, **self._VALIDATION)
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return "trained_members_" in self.__dict__
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y):
@@ -188,11 +199,14 @@ class BaseCertifiedEnsemble(
         """
         from sklearn_certify.ensemble import fit_members
 
+        self.__dict__.pop("trained_members_", None)  # not fitted until training succeeds
         self._check_param_types()
         self._check_estimator()
         X, y = validate_data(self, X, y, **self._VALIDATION)
         check_classification_targets(y)
         self._check_input_shape(X)
+        self._record_fitted_params()
+        self.row_shape_ = tuple(X.shape[1:])
         self.classes_, y_encoded = np.unique(y, return_inverse=True)
         y_encoded = y_encoded.astype(np.int64)
         self._check_options(X, y_encoded)
@@ -202,6 +216,8 @@ class BaseCertifiedEnsemble(
         self.seed_ = int(check_random_state(self.random_state).randint(_MAX_SEED))
         trained = np.flatnonzero(status == "trained")
         self._check_member_sizes(plan.sizes(X.shape[0])[trained])
+        if trained.size:
+            check_module_io(self.estimator, X_fit, self.classes_.shape[0])
         members: list = []
         if trained.size:
             try:
@@ -224,6 +240,11 @@ class BaseCertifiedEnsemble(
         self._estimators = None
         self._after_fit(X)
         return self
+
+    def _record_fitted_params(self) -> None:
+        """Record the parameters the certificate depends on as ``<name>_`` (a deep copy)."""
+        for name in self._fitted_params:
+            setattr(self, f"{name}_", copy.deepcopy(getattr(self, name)))
 
     # ------------------------------------------------------------------ checks before training
     def _check_param_types(self) -> None:
@@ -322,8 +343,9 @@ class BaseCertifiedEnsemble(
     def estimators_(self) -> list:
         """Every member in member-id order; built on first access.
 
-        Degenerate members are a :class:`ConstantMember` (one training label) or an
-        :class:`AbstainMember` (no training rows).
+        Degenerate members are a :class:`~sklearn_certify.ensemble.ConstantMember` (one
+        training label) or an :class:`~sklearn_certify.ensemble.AbstainMember` (no training
+        rows).
         """
         if "trained_members_" not in self.__dict__:
             raise AttributeError(

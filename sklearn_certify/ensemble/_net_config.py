@@ -8,6 +8,7 @@ from typing import NamedTuple
 import numpy as np
 
 from sklearn_certify.ensemble._loop import make_member
+from sklearn_certify.ensemble._module_check import check_parameter_dtype
 from sklearn_certify.ensemble._skorch import torch_seeded
 
 _SGD_KEYS = {
@@ -83,6 +84,12 @@ class NetConfig:
         # criterion
         crit = net.criterion
         crit_kwargs = net.get_params_for("criterion")
+        if isinstance(crit, torch.nn.Module):
+            raise Unsupported(
+                f"criterion is the instance {crit!r}; the vectorized engine needs the class, "
+                f"e.g. criterion=torch.nn.{type(crit).__name__} (settings as "
+                "criterion__<name>=...)"
+            )
         if crit not in (torch.nn.CrossEntropyLoss, torch.nn.NLLLoss):
             raise Unsupported(
                 f"criterion {getattr(crit, '__name__', crit)!r} is not supported "
@@ -191,15 +198,7 @@ def _probe_module(net, X, n_classes: int) -> Probe:
             "the module has buffers (e.g. BatchNorm running statistics), which would mix the "
             "padded rows into the statistics"
         )
-    first = next(module.parameters(), None)
-    if first is not None and first.is_floating_point():
-        x_dtype = torch.as_tensor(np.asarray(X[:1])).dtype
-        if x_dtype != first.dtype:
-            raise TypeError(
-                f"X has dtype {np.asarray(X[:1]).dtype} but the net's parameters are "
-                f"{first.dtype}; skorch nets need matching dtypes. Pass "
-                "X.astype(np.float32) (or build a module of X's dtype)."
-            )
+    check_parameter_dtype(module, X)
     rows = torch.as_tensor(np.asarray(X[:2])).to(member.device or "cpu")
     try:
         eval_ops = _random_ops(module.eval(), rows)

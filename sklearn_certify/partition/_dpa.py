@@ -136,8 +136,13 @@ class DPAClassifier(BaseCertifiedEnsemble):
         Buckets each member trains on (``(j - s) mod (k * d)``).
     seed_ : int
         Seed drawn from ``random_state`` in ``fit``.
-    feature_extractor_ : transformer
-        Fitted clone of ``feature_extractor`` (label-flip mode only).
+    feature_extractor_ : transformer or None
+        Fitted clone of ``feature_extractor`` (label-flip mode only), else ``None``.
+    n_partitions_, spread_, election_, threat_model_, hash_ : int, int, str, str, str
+        These parameters as ``fit`` saw them; the certificate, ``predict`` and
+        :meth:`assign_partitions` use these, never a value set since.
+    row_shape_ : tuple of int
+        Shape of each row seen in ``fit`` (``X.shape[1:]``); scored rows must match it.
     n_features_in_ : int
         Number of features seen in ``fit``.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -218,9 +223,17 @@ class DPAClassifier(BaseCertifiedEnsemble):
         self.shifts = shifts
         self.feature_extractor = feature_extractor
 
+    _fitted_params: ClassVar[tuple] = (
+        "n_partitions",
+        "spread",
+        "election",
+        "threat_model",
+        "hash",
+    )
+
     @property
     def _certificate_unit(self) -> str:
-        return "label_flips" if self.threat_model == "label_flip" else "samples"
+        return "label_flips" if self.threat_model_ == "label_flip" else "samples"
 
     # ------------------------------------------------------------------ planning
     def _check_options(self, X, y_encoded) -> None:
@@ -287,7 +300,7 @@ class DPAClassifier(BaseCertifiedEnsemble):
 
     def _after_fit(self, X) -> None:
         """Warn when run-off meets members whose two best scores tie (one-hot outputs)."""
-        if self.election != "runoff" or not np.any(self.member_status_ == "trained"):
+        if self.election_ != "runoff" or not np.any(self.member_status_ == "trained"):
             return
         scores, abstain = self._voting_scores(X[:_TIE_PROBE_ROWS])
         if scores.shape[2] < 3:
@@ -311,12 +324,13 @@ class DPAClassifier(BaseCertifiedEnsemble):
 
     def _fit_features(self, X):
         if self.feature_extractor is None:
+            self.feature_extractor_ = None
             return X
         self.feature_extractor_ = clone(self.feature_extractor).fit(X)
         return self.feature_extractor_.transform(X)
 
     def _transform_features(self, X):
-        if getattr(self, "feature_extractor_", None) is not None:
+        if self.feature_extractor_ is not None:
             return self.feature_extractor_.transform(X)
         return X
 
@@ -354,7 +368,7 @@ class DPAClassifier(BaseCertifiedEnsemble):
             Partition (bucket) index of each row.
         """
         X = self._validate_X(X)
-        if self.threat_model == "label_flip":
+        if self.threat_model_ == "label_flip":
             plan = self._partition_plan
             pairs = zip(plan.trusted_digests, plan.trusted_partitions, strict=True)
             index = {tuple(row.tolist()): p for row, p in pairs}
@@ -363,7 +377,7 @@ class DPAClassifier(BaseCertifiedEnsemble):
             for i, row in enumerate(keys):
                 out[i] = index.get(tuple(row.tolist()), -1)
             return out
-        return bucket_of_rows(X, self.n_partitions * self.spread, hash=self.hash)
+        return bucket_of_rows(X, self.n_partitions_ * self.spread_, hash=self.hash_)
 
     # -------------------------------------------------------------- certificate
     def _aggregate(self, scores, abstain) -> dict:
@@ -373,7 +387,7 @@ class DPAClassifier(BaseCertifiedEnsemble):
         # An empty member votes for no class, in the plurality vote and in both run-off rounds.
         learner_preds = self._learner_votes(scores, abstain)
         votes = bounds.fa_vote_counts(learner_preds, n_classes)
-        k, d = int(self.n_partitions), int(self.spread)
+        k, d = int(self.n_partitions_), int(self.spread_)
         if n == 0:
             empty = np.zeros(0, dtype=np.int64)
             return dict(prediction=empty, radius=empty, abstain=np.zeros(0, bool), votes=votes)
@@ -386,7 +400,7 @@ class DPAClassifier(BaseCertifiedEnsemble):
             else:
                 pred, radius = bounds.fa_radius(learner_preds, 2, k, d, shifts=self.shifts_)
             no_vote = votes.sum(axis=1) == 0
-        elif self.election == "runoff":
+        elif self.election_ == "runoff":
             if d == 1 and np.all(self.shifts_ == 0):
                 pred, radius = bounds.runoff_radius(scores, abstain=abstain)
             else:

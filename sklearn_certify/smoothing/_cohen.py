@@ -9,6 +9,7 @@ by the test row's content, so every result is a function of the fitted model and
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 from typing import ClassVar
 
@@ -20,6 +21,8 @@ from sklearn.utils.validation import check_is_fitted, check_random_state, valida
 
 from sklearn_certify import bounds
 from sklearn_certify._certificate import Certificate
+from sklearn_certify._validation import MIN_ALPHA, check_row_shape
+from sklearn_certify.ensemble._base import DegenerateMemberWarning
 from sklearn_certify.ensemble._seeding import (
     _seed63,
     member_seed,
@@ -112,6 +115,12 @@ class RandomizedSmoothingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEst
         Class labels seen in ``fit``.
     seed_ : int
         Seed drawn from ``random_state`` in ``fit``; every draw derives from it.
+    sigma_, n_select_, n_samples_, alpha_, batch_size_ : float, int, int, float, int
+        These parameters as ``fit`` saw them; :meth:`certify`, :meth:`predict` and
+        :meth:`predict_proba` use these, never a value set since (refit to certify with
+        other settings).
+    row_shape_ : tuple of int
+        Shape of each row seen in ``fit`` (``X.shape[1:]``); scored rows must match it.
     n_features_in_ : int
         Number of features seen in ``fit``.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -144,13 +153,16 @@ class RandomizedSmoothingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEst
         "sigma": [Interval(Real, 0, None, closed="neither")],
         "n_select": [Interval(Integral, 1, _MAX_DRAWS, closed="both")],
         "n_samples": [Interval(Integral, 1, _MAX_DRAWS, closed="both")],
-        "alpha": [Interval(Real, 0, 1, closed="neither")],
+        "alpha": [Interval(Real, MIN_ALPHA, 1, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "n_augment": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
     }
     _int_params: ClassVar[tuple] = ("n_select", "n_samples", "batch_size", "n_augment")
     _real_params: ClassVar[tuple] = ("sigma", "alpha")
+    #: What certification uses, recorded in ``fit`` as ``<name>_``: ``certify`` and
+    #: ``predict`` read those, never a parameter set since.
+    _fitted_params: ClassVar[tuple] = ("sigma", "n_select", "n_samples", "alpha", "batch_size")
 
     def __init__(
         self,
@@ -234,6 +246,9 @@ class RandomizedSmoothingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEst
             self.estimator_ = self._fit_copies(X, y_encoded, seed)
         self.classes_ = classes
         self.seed_ = seed
+        self.row_shape_ = tuple(X.shape[1:])
+        for name in self._fitted_params:
+            setattr(self, f"{name}_", getattr(self, name))
         return self
 
     def _fit_net(self, X, y_encoded, seed: int, n_classes: int):
@@ -304,7 +319,7 @@ class RandomizedSmoothingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEst
         Both are ``(n_rows, n_classes)`` int64 arrays.
         """
         check_is_fitted(self)
-        self._check_params()
+        check_row_shape(X, self.row_shape_)
         X = validate_data(self, X, reset=False, **self._VALIDATION)
         if is_skorch_net(self.estimator_):
             self._check_net_dtype(self.estimator_, X)
@@ -318,8 +333,9 @@ class RandomizedSmoothingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEst
         for i, seed in enumerate(seeds):
             row = scorer.row(X[i], seed)
             if selected is not None:
-                selected[i] = self._draw_counts(scorer, row, _SELECT_OFFSET, self.n_select)
-            estimate[i] = self._draw_counts(scorer, row, 0, self.n_samples)
+                selected[i] = self._draw_counts(scorer, row, _SELECT_OFFSET, self.n_select_)
+            estimate[i] = self._draw_counts(scorer, row, 0, self.n_samples_)
+        scorer.warn_if_degenerate()
         return selected, estimate
 
     def _draw_counts(self, scorer, row, first_id: int, n_draws: int) -> np.ndarray:
@@ -330,14 +346,14 @@ class RandomizedSmoothingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEst
         scored in batches of ``batch_size`` draws, the same batches whatever the block size.
         """
         row_numel = max(1, int(np.prod(row[0].shape)))
-        per_block = max(1, _NOISE_BLOCK_ELEMENTS // (row_numel * self.batch_size))
-        block = self.batch_size * per_block
+        per_block = max(1, _NOISE_BLOCK_ELEMENTS // (row_numel * self.batch_size_))
+        block = self.batch_size_ * per_block
         total = scorer.zeros()
         for lo in range(0, n_draws, block):
             hi = min(lo + block, n_draws)
-            noise = scorer.noise(row, first_id + lo, first_id + hi, self.sigma)
-            for start in range(0, hi - lo, self.batch_size):
-                batch = noise[start : start + self.batch_size]
+            noise = scorer.noise(row, first_id + lo, first_id + hi, self.sigma_)
+            for start in range(0, hi - lo, self.batch_size_):
+                batch = noise[start : start + self.batch_size_]
                 total = total + scorer.votes(row, batch)
         return scorer.numpy(total)
 
@@ -366,7 +382,10 @@ class RandomizedSmoothingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEst
             (the counts of the ``n_samples`` estimation draws).
         """
         selected, estimate = self._counts(X, select=True)
-        result = bounds.cohen_certify(selected, estimate, self.alpha, self.sigma)
+        # a draw whose output was NaN voted for no class but still counts as a draw
+        result = bounds.cohen_certify(
+            selected, estimate, self.alpha_, self.sigma_, n_estimate=self.n_samples_
+        )
         return Certificate(
             prediction=self.classes_[result.prediction],
             radius=result.radius,
@@ -415,7 +434,7 @@ class RandomizedSmoothingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEst
         proba : ndarray of shape (n_samples, n_classes)
             Columns in the order of ``classes_``.
         """
-        return self._counts(X, select=False)[1] / self.n_samples
+        return self._counts(X, select=False)[1] / self.n_samples_
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -470,6 +489,10 @@ class _PredictScorer:
     def numpy(counts) -> np.ndarray:
         return counts
 
+    @staticmethod
+    def warn_if_degenerate() -> None:
+        """Labels from ``predict`` are never NaN: nothing to report."""
+
 
 class _NetScorer:
     """Votes (argmax of the module's output) of a fitted skorch net, on its device."""
@@ -480,6 +503,8 @@ class _NetScorer:
         self.net = net
         self.n_classes = n_classes
         self.device = torch.device(net.device or "cpu")
+        self.nan_draws = torch.zeros((), dtype=torch.int64, device=self.device)
+        self.n_draws = 0
 
     def row(self, x: np.ndarray, seed: int):
         import torch
@@ -513,12 +538,29 @@ class _NetScorer:
                 f"the net's module returned outputs of shape {tuple(out.shape)} for {n} "
                 f"inputs; expected ({n}, {self.n_classes}): one score per class."
             )
-        # torch.argmax: the first maximum, so ties go to the smaller class index
-        return torch.bincount(out.argmax(dim=1), minlength=self.n_classes)
+        # a draw with a NaN output votes for no class: it goes to an extra bin, dropped;
+        # torch.argmax takes the first maximum, so ties go to the smaller class index
+        nan = torch.isnan(out).any(dim=1)
+        self.nan_draws += nan.sum()
+        self.n_draws += n
+        label = torch.where(nan, self.n_classes, out.argmax(dim=1))
+        return torch.bincount(label, minlength=self.n_classes + 1)[: self.n_classes]
 
     @staticmethod
     def numpy(counts) -> np.ndarray:
         return counts.cpu().numpy().astype(np.int64)
+
+    def warn_if_degenerate(self) -> None:
+        """Warn once if some draws' outputs were NaN (they voted for no class)."""
+        nan_draws = int(self.nan_draws)
+        if nan_draws:
+            warnings.warn(
+                f"{nan_draws} of {self.n_draws} noisy draws gave NaN outputs; they vote for no "
+                "class but still count as draws, which lowers the bounds and radii. A "
+                "diverged net (e.g. too high a learning rate) is the usual cause.",
+                DegenerateMemberWarning,
+                stacklevel=4,
+            )
 
 
 def _torch_dtype(dtype: np.dtype):

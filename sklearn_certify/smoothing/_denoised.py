@@ -126,6 +126,8 @@ class DenoisedSmoothingClassifier(BaseSmoothingEnsemble):
     ----------
     classes_, estimators_, trained_members_, member_status_, seed_, n_features_in_
         As for :class:`~sklearn_certify.RABClassifier`.
+    sigma_, alpha_, bound_, n_select_, row_shape_
+        As for :class:`~sklearn_certify.RABClassifier`: what the certificate uses.
     denoiser_ : object
         The denoiser the members' copies went through.
 

@@ -111,8 +111,16 @@ class RABClassifier(BaseSmoothingEnsemble):
         The members as the engine returned them.
     member_status_ : ndarray of str
         ``"trained"`` (or ``"constant"`` when every training label is one class).
-    test_noise_ : ndarray of shape (n_estimators, ...)
-        The test noise vectors ``u_k`` (``test_noise=True`` only).
+    test_noise_ : ndarray of shape (n_estimators, ...) or None
+        The test noise vectors ``u_k`` that scoring adds (``None`` when fitted with
+        ``test_noise=False``).
+    sigma_, alpha_, bound_ : float, float, str
+        ``sigma``, ``alpha`` and ``bound`` as ``fit`` saw them; the certificate uses these,
+        never a value set since.
+    n_select_ : int
+        Members that select the class (0 for ``"simultaneous"``).
+    row_shape_ : tuple of int
+        Shape of each row seen in ``fit`` (``X.shape[1:]``); scored rows must match it.
     seed_ : int
         Seed drawn from ``random_state``.
     n_features_in_ : int
@@ -171,18 +179,19 @@ class RABClassifier(BaseSmoothingEnsemble):
         self.test_noise = test_noise
 
     def _test_view(self):
-        return TestNoiseView(self.sigma) if self.test_noise else None
+        return None if self.test_noise_ is None else TestNoiseView(self.sigma_)
 
     def _after_fit(self, X) -> None:
-        """Store ``u_k`` for every member (what :class:`TestNoiseView` adds), for inspection."""
+        """Store ``u_k`` for every member (what :class:`TestNoiseView` adds), or ``None``."""
         import torch
 
         from sklearn_certify.ensemble._seeding import view_seed
 
+        self.test_noise_ = None
         if not self.test_noise:
             return
         seeds = [view_seed(self.seed_, k, "test_view") for k in range(self.n_estimators)]
-        noise = TestNoiseView(self.sigma)(
+        noise = TestNoiseView(self.sigma_)(
             torch.zeros((self.n_estimators, 1, *X.shape[1:]), dtype=torch.float64),
             None,
             torch.arange(self.n_estimators),
