@@ -1,7 +1,9 @@
 """The README, the user guide, the examples and the docstrings say only what is true."""
 
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -232,3 +234,194 @@ def test_intersphinx_reads_the_committed_local_inventories_written_by_the_script
         assert lines == script.inventory_lines(project), (
             f"{path.name} is stale: run python docs/_inventories/make_inventories.py"
         )
+
+
+def test_install_page_lists_every_extra_with_the_packages_setup_cfg_gives_it():
+    import configparser
+
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(ROOT / "setup.cfg")
+    extras = config["options.extras_require"]
+    install = " ".join((ROOT / "docs" / "install.rst").read_text().split())
+    for extra, requirements in extras.items():
+        entry = re.search(rf"``{extra}`` (.*?)(?= ``\w+`` [A-Z`]|$)", install)
+        assert entry, f"docs/install.rst does not describe the extra {extra!r}"
+        for requirement in requirements.split():
+            if requirement.startswith("%("):  # all = %(test)s ...: named, not listed
+                assert requirement[2:-2] in entry[1], (extra, requirement)
+                continue
+            name = re.match(r"[\w.-]+", requirement)[0]
+            assert name in entry[1], f"install.rst: extra {extra!r} does not list {name}"
+
+
+def test_install_page_says_which_extras_bring_pandas_for_the_gallery():
+    install = " ".join((ROOT / "docs" / "install.rst").read_text().split())
+    assert "pandas is not installed by ``pip install -e .``" in install
+    assert "The ``test`` and ``docs`` extras bring it" in install
+    assert "not part of ``all``" not in install
+    for example in find(r"^import pandas", sorted((ROOT / "examples").glob("plot_*.py"))):
+        name = example.split(":", 1)[0].rsplit("/", 1)[-1]
+        assert f"sphx_glr_auto_examples_{name}" in install, name
+
+
+# --- docs/_ext/docs_checks.py: what makes the docs build fail -------------------------------
+
+
+def docs_checks():
+    import importlib.util
+
+    path = ROOT / "docs" / "_ext" / "docs_checks.py"
+    spec = importlib.util.spec_from_file_location("docs_checks", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+REMOTE_PAGE = """<html><head>
+<link rel="stylesheet" href="https://cdn.example.org/bootstrap.min.css" />
+<link rel="stylesheet" href="_static/local.css" />
+<link rel="icon" href="https://example.org/favicon.ico" />
+<script src="//cdn.example.org/jquery.js"></script>
+<script src="_static/missing.js?v=1"></script>
+<script>window.inline = 1;</script>
+</head><body><a href="https://example.org/paper.pdf">paper</a>
+<img src="http://example.org/figure.png" /></body></html>
+"""
+
+
+def test_asset_check_flags_remote_and_missing_scripts_stylesheets_and_images(tmp_path):
+    checks = docs_checks()
+    (tmp_path / "_static").mkdir()
+    (tmp_path / "_static" / "local.css").write_text("")
+    page = tmp_path / "page.html"
+    page.write_text(REMOTE_PAGE)
+    assert checks.asset_problems(page, tmp_path) == [
+        "loads https://cdn.example.org/bootstrap.min.css from the network",
+        "loads //cdn.example.org/jquery.js from the network",
+        "loads _static/missing.js?v=1, which is not in the build",
+        "loads http://example.org/figure.png from the network",
+    ]
+    (tmp_path / "_static" / "missing.js").write_text("")
+    page.write_text(REMOTE_PAGE.replace("https://cdn", "_static/cdn").replace("//cdn", "x")
+                    .replace("http://example.org/figure.png", "../outside.png"))
+    assert checks.asset_problems(page, tmp_path) == [
+        "loads _static/cdn.example.org/bootstrap.min.css, which is not in the build",
+        "loads x.example.org/jquery.js, which is not in the build",
+        "loads ../outside.png from outside the build",
+    ]
+
+
+ESTIMATORS = ("DPAClassifier", "RABClassifier", "DenoisedSmoothingClassifier",
+              "RandomizedSmoothingClassifier")
+
+
+@pytest.mark.parametrize("name", ESTIMATORS)
+def test_member_check_expects_inherited_methods_on_each_estimator_page(name):
+    import sklearn_certify
+
+    members = docs_checks().project_members(getattr(sklearn_certify, name))
+    assert {"fit", "predict", "predict_proba", "certify"} <= members
+    assert not members & {"get_params", "set_params", "score", "set_score_request"}
+
+
+def test_autodoc_leaves_out_only_what_classes_inherit_from_other_libraries():
+    import runpy
+
+    excluded = runpy.run_path(str(ROOT / "docs" / "conf.py"))["autodoc_default_options"]
+    excluded = set(excluded["inherited-members"].split(","))
+    assert {"BaseEstimator", "ClassifierMixin", "object", "Exception"} <= excluded
+    assert not excluded & {"BaseCertifiedEnsemble", "BaseSmoothingEnsemble", "PoisoningAttack"}
+
+
+def sphinx_build(source, out):
+    return subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", str(source), str(out)],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "MPLBACKEND": "Agg"},
+    )
+
+
+TINY_CONF = f"""
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+sys.path.insert(0, {str(ROOT / "docs" / "_ext")!r})
+extensions = ["sphinx.ext.autodoc", "numpydoc", "docs_checks"]
+numpydoc_show_class_members = False
+suppress_warnings = ["ref.ref", "ref.term"]  # sklearn's docstrings cite its user guide
+"""
+
+
+TINY_PAGE = """Tiny
+====
+
+.. autoclass:: sklearn_certify.DPAClassifier
+   :members:
+
+.. autodata:: sklearn_certify.ensemble.ALL_ROWS
+
+.. raw:: html
+
+   {script}
+"""
+
+
+@pytest.mark.slow
+def test_docs_checks_fail_the_strict_build_on_missing_members_and_remote_scripts(tmp_path):
+    """The checks of docs/_ext/docs_checks.py fail ``sphinx-build -W`` (as CI runs it)."""
+    import runpy
+
+    conf, page = tmp_path / "conf.py", tmp_path / "index.rst"
+    conf.write_text(TINY_CONF)
+    page.write_text(TINY_PAGE.format(script='<script src="https://cdn.example.org/x.js"></script>'))
+    failed = sphinx_build(tmp_path, tmp_path / "bad")
+    assert failed.returncode != 0
+    assert "does not document certify, estimators_, fit" in failed.stderr
+    assert "index.html loads https://cdn.example.org/x.js from the network" in failed.stderr
+
+    # What docs/conf.py does: inherited members, less those of other libraries' classes.
+    options = runpy.run_path(str(ROOT / "docs" / "conf.py"))["autodoc_default_options"]
+    conf.write_text(TINY_CONF + f"autodoc_default_options = {options!r}\n")
+    page.write_text(TINY_PAGE.format(script="<script>var local = 1;</script>"))
+    passed = sphinx_build(tmp_path, tmp_path / "good")
+    assert passed.returncode == 0, passed.stderr
+    # A re-exported constant shows the comment above its definition, not str's docstring.
+    built = (tmp_path / "good" / "index.html").read_text()
+    assert "every member sees every row" in built and "str(object" not in built
+
+
+# --- the built docs (docs/_build/html, when a build is there) --------------------------------
+
+
+def built_pages():
+    """HTML pages of the last docs build whose source is still part of the docs."""
+    import runpy
+
+    from sphinx.util.matching import Matcher
+
+    html = ROOT / "docs" / "_build" / "html"
+    if not (html / "index.html").is_file():
+        pytest.skip("the docs are not built (sphinx-build -W -b html docs docs/_build/html)")
+    excluded = Matcher(runpy.run_path(str(ROOT / "docs" / "conf.py"))["exclude_patterns"])
+    sources = {p.relative_to(ROOT / "docs").with_suffix("").as_posix()
+               for p in (ROOT / "docs").rglob("*.rst")}
+    sources = {name for name in sources if not excluded(name + ".rst")}
+    return html, [html / f"{name}.html" for name in sorted(sources)
+                  if (html / f"{name}.html").is_file()]
+
+
+def test_built_docs_load_no_script_or_stylesheet_from_the_network():
+    html, pages = built_pages()
+    checks = docs_checks()
+    problems = [f"{page.relative_to(html)}: {problem}"
+                for page in pages for problem in checks.asset_problems(page, html)]
+    assert not problems
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file()
+
+
+@pytest.mark.parametrize("name", ESTIMATORS)
+def test_built_estimator_pages_document_fit_predict_and_certify(name):
+    html, _ = built_pages()
+    page = (html / "generated" / f"sklearn_certify.{name}.html").read_text()
+    for method in ("fit", "predict", "predict_proba", "certify", "predict_members"):
+        if method == "predict_members" and name == "RandomizedSmoothingClassifier":
+            continue
+        assert f'id="sklearn_certify.{name}.{method}"' in page, method

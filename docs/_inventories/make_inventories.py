@@ -26,15 +26,21 @@ INVENTORIES = {
          "library/collections.abc.html#collections.abc.Mapping"),
         ("collections.abc.Sequence", "py:class",
          "library/collections.abc.html#collections.abc.Sequence"),
+        ("pathlib.Path", "py:class", "library/pathlib.html#pathlib.Path"),
     ]),
     "numpy": ("NumPy", "https://numpy.org/doc/stable/", [
         ("numpy.ndarray", "py:class", "reference/generated/numpy.ndarray.html#numpy.ndarray"),
+        # The spelling of annotations that autodoc shows as written (dataclass fields).
+        ("np.ndarray", "py:class", "reference/generated/numpy.ndarray.html#numpy.ndarray"),
         ("numpy.ma.MaskedArray", "py:class",
          "reference/maskedarray.baseclass.html#numpy.ma.MaskedArray"),
         ("numpy.percentile", "py:function",
          "reference/generated/numpy.percentile.html#numpy.percentile"),
     ]),
     "sklearn": ("scikit-learn", "https://scikit-learn.org/stable/", [
+        # Cited by the set_*_request methods that sklearn generates on every estimator.
+        ("metadata_routing", "std:label", "metadata_routing.html#metadata-routing"),
+        ("meta-estimator", "std:term", "glossary.html#term-meta-estimator"),
         ("sklearn.set_config", "py:function",
          "modules/generated/sklearn.set_config.html#sklearn.set_config"),
         ("sklearn.frozen.FrozenEstimator", "py:class",
