@@ -9,14 +9,29 @@ import numpy as np
 __all__ = ["plot_attack_vs_certificate", "plot_bound_curve", "plot_certified_accuracy"]
 
 
-def plot_certified_accuracy(curves, *, ax=None, xlabel: str = "attack size", title=None):
+def plot_certified_accuracy(
+    curves,
+    *,
+    ax=None,
+    xlabel: str = "attack size",
+    title=None,
+    drop_to_zero: bool = True,
+    legend_loc: str = "best",
+):
     """Step plot of certified accuracy against attack size.
 
     Integer attack sizes (``"samples"``, ``"label_flips"``) are drawn as steps
     that hold each value from ``r`` to ``r + 1``, the last one included, so the
-    accuracy at the largest radius is visible. Other radii (``"l2"``) are drawn
-    as the left-continuous step function certified accuracy is: the value at a
-    corner ``r_i`` holds on ``(r_{i-1}, r_i]``.
+    accuracy at the largest radius is visible. Other radii (``"l2"``,
+    ``"input_l2"``) are drawn as the left-continuous step function certified
+    accuracy is: the value at a corner ``r_i`` holds on ``(r_{i-1}, r_i]``.
+
+    A curve from :func:`~sklearn_certify.metrics.certified_accuracy_curve`
+    (default radii) ends at the largest radius certified for a correct
+    prediction: nothing is certified beyond it. With ``drop_to_zero`` (the
+    default) each line therefore ends with its drop to zero, at ``r + 1`` for
+    integer sizes and at the last corner for real radii, instead of stopping in
+    mid-air.
 
     Parameters
     ----------
@@ -30,6 +45,14 @@ def plot_certified_accuracy(curves, *, ax=None, xlabel: str = "attack size", tit
         Label of the x axis, e.g. ``"poisoned samples"`` or ``"label flips"``.
     title : str, default=None
         Axes title.
+    drop_to_zero : bool, default=True
+        End each line with its drop to zero after the last radius (see above).
+        Pass False for a curve evaluated at radii of your choice
+        (``certified_accuracy_curve(..., radii=...)``), whose last value need
+        not be the last non-zero one.
+    legend_loc : str, default="best"
+        Where the legend goes (matplotlib's ``loc``); ``"outside"`` puts it to
+        the right of the axes, where it cannot hide a curve.
 
     Returns
     -------
@@ -51,18 +74,8 @@ def plot_certified_accuracy(curves, *, ax=None, xlabel: str = "attack size", tit
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5), layout="constrained")
     for label, curve in curves.items():
-        if len(curve) != 2:
-            raise ValueError(f"each curve must be a (radii, accuracy) pair, got {curve!r}.")
-        radii, accuracy = (np.asarray(a, dtype=float) for a in curve)
-        if radii.shape != accuracy.shape or radii.ndim != 1:
-            raise ValueError("radii and accuracy must be 1-d arrays of the same length.")
-        if radii.size and np.all(radii == np.round(radii)):
-            # Attack sizes are counts: the value at r holds up to r + 1, also for the last r.
-            radii = np.append(radii, radii[-1] + 1)
-            accuracy = np.append(accuracy, accuracy[-1])
-            ax.step(radii, accuracy, where="post", label=label)
-        else:
-            ax.step(radii, accuracy, where="pre", label=label)
+        radii, accuracy, where = _step_points(curve, drop_to_zero)
+        ax.step(radii, accuracy, where=where, label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("certified accuracy")
     ax.set_ylim(0, 1.02)
@@ -70,8 +83,29 @@ def plot_certified_accuracy(curves, *, ax=None, xlabel: str = "attack size", tit
     if title is not None:
         ax.set_title(title)
     if any(label is not None for label in curves):
-        ax.legend()
+        if legend_loc == "outside":
+            ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+        else:
+            ax.legend(loc=legend_loc)
     return ax
+
+
+def _step_points(curve, drop_to_zero: bool):
+    """The points and ``where`` of one certified-accuracy step line (see the caller)."""
+    if len(curve) != 2:
+        raise ValueError(f"each curve must be a (radii, accuracy) pair, got {curve!r}.")
+    radii, accuracy = (np.asarray(a, dtype=float) for a in curve)
+    if radii.shape != accuracy.shape or radii.ndim != 1:
+        raise ValueError("radii and accuracy must be 1-d arrays of the same length.")
+    drop = drop_to_zero and radii.size > 0 and accuracy[-1] > 0
+    if radii.size and np.all(radii == np.round(radii)):
+        # Attack sizes are counts: the value at r holds up to r + 1, also for the last r.
+        radii = np.append(radii, radii[-1] + 1)
+        accuracy = np.append(accuracy, 0.0 if drop else accuracy[-1])
+        return radii, accuracy, "post"
+    if drop:
+        radii, accuracy = np.append(radii, radii[-1]), np.append(accuracy, 0.0)
+    return radii, accuracy, "pre"
 
 
 def plot_bound_curve(curve, *, ax=None, show_error: bool = True, title=None):

@@ -31,55 +31,108 @@ def _read_csv(path):
         return list(csv.DictReader(f))
 
 
-def _check_demo_outputs(out, n_test):
-    curve = _read_csv(out / "certified_accuracy.csv")
-    accuracy = [float(r["certified_accuracy"]) for r in curve]
-    assert [int(r["radius"]) for r in curve] == list(range(len(curve)))
-    assert all(a >= b for a, b in itertools.pairwise(accuracy))
+FAMILY_KEYS = ("dpa", "rab", "denoised", "cohen")
+
+
+def _check_demo_outputs(out, keys=FAMILY_KEYS):
+    """Every output of the demo, cross-checked; return the JSON summary."""
     summary = json.loads((out / "certified_accuracy.json").read_text())
-    assert summary["curve"]["certified_accuracy"] == accuracy
-    assert summary["clean_accuracy"] == pytest.approx(accuracy[0])
-    certs = _read_csv(out / "certificates.csv")
-    assert len(certs) == n_test == summary["n_test"]
-    correct = np.array([c["prediction"] == c["label"] for c in certs])
-    radius = np.array([int(c["radius"]) for c in certs])
-    for r, a in enumerate(accuracy):  # the table is recomputable from the certificates
-        assert np.mean(correct & (radius >= r)) == pytest.approx(a)
+    assert list(summary["families"]) == list(keys)
+    table = _read_csv(out / "families.csv")
+    curves = _read_csv(out / "certified_accuracy.csv")
+    for key in keys:
+        family = summary["families"][key]
+        exact = key == "dpa"
+        # Each row says what its radius counts and whether it holds exactly or w.p. 1 - alpha.
+        assert family["unit"] == {"dpa": "samples", "cohen": "input_l2"}.get(key, "l2")
+        assert (family["holds"] == "exactly") == exact
+        assert (family["alpha"] is None) == exact
+        assert ("test-input" in family["radius_counts"]) == (key == "cohen")
+        certs = _read_csv(out / f"certificates_{key}.csv")
+        assert len(certs) == family["n_test"]
+        assert [int(c["row"]) for c in certs] == list(range(len(certs)))
+        correct = np.array([c["correct"] == "True" and c["abstain"] == "False" for c in certs])
+        radius = np.array([float(c["radius"]) for c in certs])
+        # The curve and the table are recomputable from the certificates.
+        curve = [r for r in curves if r["family"] == key]
+        assert [float(r["radius"]) for r in curve] == family["curve"]["radius"]
+        accuracy = [float(r["certified_accuracy"]) for r in curve]
+        assert all(a >= b for a, b in itertools.pairwise(accuracy))
+        for r, a in zip(family["curve"]["radius"], accuracy, strict=True):
+            assert np.mean(correct & (radius >= r)) == pytest.approx(a)
+        rows = [r for r in table if r["family"] == key]
+        assert {(r["unit"], r["holds"]) for r in rows} == {(family["unit"], family["holds"])}
+        assert float(rows[0]["radius"]) == 0 and family["family"].startswith(rows[0]["name"])
+        for row in rows:
+            expected = np.mean(correct & (radius >= float(row["radius"])))
+            assert float(row["certified_accuracy"]) == pytest.approx(expected, abs=1e-4)
     assert (out / "certified_accuracy.png").read_bytes()[:4] == b"\x89PNG"
     return summary
 
 
-def test_demo_quick(tmp_path, capsys):
+def test_demo_quick_shows_every_family(tmp_path, capsys):
     assert main(["demo", "--quick", "--verbose", "--out", str(tmp_path)]) == 0
     printed, err = capsys.readouterr()
-    assert "radius  certified_accuracy" in printed
+    assert "radius counts" in printed and "certified accuracy" in printed
+    for words in ("exactly", "w.p. >= 0.999", "DPA", "RAB", "denoised", "test-time"):
+        assert words in printed
+    assert "certifying families" in err  # the demo's own progress bar
     assert "fitting members" in err  # --verbose: the engine's progress bar over members
-    summary = _check_demo_outputs(tmp_path, 100)
-    assert summary["n_partitions"] == 5 and summary["clean_accuracy"] > 0.5
+    summary = _check_demo_outputs(tmp_path)
+    assert summary["settings"]["n_partitions"] == 5
+    assert summary["families"]["denoised"]["row_column"].startswith(
+        "index into load_digits_for_denoising"
+    )
+    for family in summary["families"].values():
+        assert family["n_test"] == 100
+        assert family["curve"]["certified_accuracy"][0] > 0.3
+
+
+def test_demo_figure_has_a_panel_per_family_with_its_own_unit(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    saved = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: saved.append(fig))
+    argv = ["demo", "--quick", "--families", "dpa", "cohen", "--epochs", "2", "--out", tmp_path]
+    assert main([str(a) for a in argv]) == 0
+    (fig,) = saved
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_xlabel() for ax in axes] == [
+        "radius: training rows inserted + deleted",
+        "radius: l2 norm of the test-input change",
+    ]
+    assert "holds exactly" in axes[0].get_title()
+    assert "holds with probability >= 1 - alpha = 0.999" in axes[1].get_title()
+    assert "own unit" in fig.get_suptitle()
 
 
 def test_demo_quick_finite_aggregation_runoff(tmp_path):
-    args = ["demo", "--quick", "--spread", "2", "--election", "runoff", "--out", str(tmp_path)]
-    assert main(args) == 0
-    summary = _check_demo_outputs(tmp_path, 100)
-    assert summary["method"] == "finite_aggregation" and summary["election"] == "runoff"
+    args = ["demo", "--quick", "--families", "dpa", "--spread", "2", "--election", "runoff"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    summary = _check_demo_outputs(tmp_path, ("dpa",))
+    assert summary["families"]["dpa"]["family"] == "Finite Aggregation d=2 (k=5 CNNs, run-off)"
+    assert not (tmp_path / "certificates_rab.csv").exists()
 
 
+@pytest.mark.slow
 def test_demo_default_run(tmp_path):
-    """The real default demo (30 CNN members, 30 epochs) as users run it."""
+    """The real default demo (every family at full size) as users run it."""
     result = subprocess.run(
         [sys.executable, "-m", "sklearn_certify", "demo", "--out", str(tmp_path)],
         env=dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"),
         capture_output=True,
         text=True,
         check=True,
-        timeout=300,
+        timeout=600,
     )
-    assert "clean accuracy" in result.stdout
-    summary = _check_demo_outputs(tmp_path, 450)
-    assert summary["n_partitions"] == 30
-    assert summary["clean_accuracy"] > 0.85
-    assert summary["median_certified_radius"] >= 5
+    assert "certified accuracy" in result.stdout
+    families = _check_demo_outputs(tmp_path)["families"]
+    assert families["dpa"]["n_test"] == 450 and families["denoised"]["n_test"] == 270
+    assert families["dpa"]["median_certified_radius"] >= 5
+    for family in families.values():
+        assert family["curve"]["certified_accuracy"][0] > 0.8
+    for key in ("rab", "denoised", "cohen"):
+        assert families[key]["median_certified_radius"] >= 0.2
 
 
 def test_certify_npz_with_test_arrays(tmp_path, capsys):

@@ -118,6 +118,9 @@ DEMO_CASES = [
     (["--election", "x"], "argument --election"),
     (["--seed", "-1"], "argument --seed"),
     (["--device", "nonsense"], "--device 'nonsense' cannot be used here"),
+    (["--families", "svm"], "argument --families: invalid choice: 'svm'"),
+    (["--families"], "argument --families: expected at least one argument"),
+    (["--threads", "0"], "argument --threads"),
 ]
 
 

@@ -82,19 +82,51 @@ def test_plot_certified_accuracy_keeps_its_labels_inside_the_figure(title):
         assert fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1, name
 
 
-def test_plot_certified_accuracy_draws_the_last_radius():
+def test_plot_certified_accuracy_ends_each_curve_at_its_drop_to_zero():
+    """Nothing is certified beyond a full curve's last radius: the line says so."""
     ax = plot_certified_accuracy(([0, 1, 2, 3], [0.9, 0.6, 0.3, 0.1]))
     x, yv = ax.get_lines()[0].get_data()
-    # The step at the largest radius (3) is drawn up to 4, at its own height.
-    assert max(x) == 4
-    assert [v for r, v in zip(x, yv, strict=True) if r >= 3] == [0.1, 0.1]
-    fig = ax.figure
-    fig.canvas.draw()
+    # The step at the largest radius (3) is drawn up to 4 at its own height, then drops to 0,
+    # where the certified accuracy at radius 4 is.
+    assert list(x[-2:]) == [3, 4] and list(yv[-2:]) == [0.1, 0.0]
+    ax.figure.canvas.draw()
     assert ax.get_xlim()[1] >= 4
 
 
-def test_plot_certified_accuracy_continuous_radii_are_left_continuous():
+def test_plot_certified_accuracy_real_radii_drop_at_the_last_corner():
     ax = plot_certified_accuracy(([0.0, 0.25, 0.7], [0.9, 0.6, 0.2]))
     line = ax.get_lines()[0]
     assert line.get_drawstyle() == "steps-pre"
-    assert max(line.get_xdata()) == 0.7
+    assert list(line.get_xdata()[-2:]) == [0.7, 0.7]
+    assert list(line.get_ydata()[-2:]) == [0.2, 0.0]
+
+
+def test_plot_certified_accuracy_of_a_real_certificate_matches_the_metric():
+    """Where the drawn line stands is the certified accuracy at that radius, also past the end."""
+    from sklearn_certify import Certificate
+    from sklearn_certify.metrics import certified_accuracy, certified_accuracy_curve
+
+    y = np.array([0, 1, 1, 0, 1])
+    for unit, radius in (("samples", [0, 3, 1, 2, 5]), ("l2", [0.0, 0.3, 0.1, 0.2, 0.4])):
+        cert = Certificate(np.array([0, 1, 1, 0, 0]), np.array(radius), np.zeros(5, bool), unit)
+        line = plot_certified_accuracy(certified_accuracy_curve(y, cert)).get_lines()[0]
+        x_last, y_last = line.get_xdata()[-1], line.get_ydata()[-1]
+        assert y_last == 0.0 == certified_accuracy(y, cert, x_last + (unit == "l2") * 1e-9)
+
+
+def test_plot_certified_accuracy_chosen_radii_keep_their_last_value():
+    ax = plot_certified_accuracy(([0, 1, 2, 3], [0.9, 0.6, 0.3, 0.1]), drop_to_zero=False)
+    x, yv = ax.get_lines()[0].get_data()
+    assert list(x[-2:]) == [3, 4] and list(yv[-2:]) == [0.1, 0.1]
+    ax = plot_certified_accuracy(([0.0, 0.7], [0.9, 0.2]), drop_to_zero=False)
+    assert list(ax.get_lines()[0].get_ydata()) == [0.9, 0.2]
+
+
+def test_plot_certified_accuracy_legend_outside_does_not_cover_the_axes():
+    curves = {f"k={k}": (np.arange(4), np.linspace(0.9, 0.1, 4)) for k in (5, 15)}
+    ax = plot_certified_accuracy(curves, legend_loc="outside")
+    fig = ax.figure
+    fig.canvas.draw()
+    legend = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
+    assert legend.x0 >= ax.get_window_extent().x1
+    assert legend.x1 <= fig.bbox.x1

@@ -1,16 +1,24 @@
-"""``python -m sklearn_certify demo``: DPA with a small CNN on the bundled digits.
+"""``python -m sklearn_certify demo``: every certificate family side by side on the bundled digits.
 
-Trains :class:`~sklearn_certify.DPAClassifier` with a small skorch CNN per
-partition through the vectorized ensemble engine, certifies the test split,
-prints the certified-accuracy table (attack size 0..max) and writes into the
-``--out`` folder the per-sample certificates (``certificates.csv``, whose
-``row`` column indexes ``load_digits(split="test")``) and the curve as CSV,
-JSON and PNG (``certified_accuracy.*``).
+Fits four certified classifiers on scikit-learn's bundled digits and certifies
+their test digits: DPA (one small skorch CNN per partition, vectorized engine),
+RAB (training-set smoothing), denoised smoothing (the bundled DDPM denoiser, on
+the digits it never saw) and test-time smoothing (Cohen et al.). It prints one
+table, family by family: what the radius counts, whether it holds exactly or
+with probability ``1 - alpha``, and the certified accuracy at reference radii;
+and writes into the ``--out`` folder that table (``families.csv``), the
+certified-accuracy curves (``certified_accuracy.csv``, ``.json``), one figure
+with a panel per family (``certified_accuracy.png``; the radii have different
+units, so no two families share an axis) and the per-sample certificates of
+each family (``certificates_<family>.csv``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import csv
+import json
 import time
 from pathlib import Path
 
@@ -18,22 +26,39 @@ import numpy as np
 import torch
 from torch import nn
 
-from sklearn_certify.cli._outputs import (
-    CERTIFICATE_OUTPUTS,
-    accuracy_summary,
-    curve_title,
-    prepare_out_dir,
-    write_certificates,
-    write_curve,
+from sklearn_certify.cli._families import (
+    ALPHA,
+    FAMILIES,
+    build_estimator,
+    load_family_data,
+    mean_member_accuracy,
 )
+from sklearn_certify.cli._outputs import prepare_out_dir, write_certificates
 from sklearn_certify.cli._parser import CLIError, out_folder, positive_int, seed
 
 __all__ = ["DigitsCNN", "add_parser", "make_digits_net", "run"]
 
-#: ``--quick`` settings: partitions, epochs, training rows, test rows.
-QUICK = {"n_partitions": 5, "epochs": 10, "n_train": 400, "n_test": 100}
-#: Settings without ``--quick``.
-FULL = {"n_partitions": 30, "epochs": 30}
+#: ``--quick`` settings: DPA partitions and epochs, training and test rows, smoothing members,
+#: test-time draws, epochs of the smoothing MLPs.
+QUICK = {
+    "n_partitions": 5,
+    "epochs": 10,
+    "n_train": 400,
+    "n_test": 100,
+    "n_members": 20,
+    "n_samples": 1000,
+    "mlp_epochs": 5,
+}
+#: Settings without ``--quick`` (every row of each split).
+FULL = {
+    "n_partitions": 30,
+    "epochs": 30,
+    "n_train": None,
+    "n_test": None,
+    "n_members": 100,
+    "n_samples": 10000,
+    "mlp_epochs": 10,
+}
 
 
 class DigitsCNN(nn.Module):
@@ -130,13 +155,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     """
     parser = subparsers.add_parser(
         "demo",
-        help="DPA with a small CNN on the bundled digits: certified-accuracy table and figure",
+        help="every certificate family side by side on the bundled digits: one table, one figure",
         description=(
-            "Train DPAClassifier (one small skorch CNN per partition, vectorized engine) on "
-            "scikit-learn's bundled digits, certify the test split and write into the --out "
-            "folder the certified accuracy against the number of inserted+deleted training "
-            "rows (certified_accuracy.csv, .json, .png) and the per-sample certificates "
-            "(certificates.csv; its 'row' column indexes the 450 test digits)."
+            "Fit DPA (one small CNN per partition), RAB, denoised smoothing (bundled DDPM "
+            "denoiser) and test-time smoothing on scikit-learn's bundled digits, certify their "
+            "test digits, print one table (what each radius counts, whether it holds exactly or "
+            f"with probability 1 - alpha = {1 - ALPHA:g}, certified accuracy at reference "
+            "radii) and write into the --out folder families.csv (the table), "
+            "certified_accuracy.csv/.json (the curves), certified_accuracy.png (a panel per "
+            "family) and certificates_<family>.csv (per-sample certificates; their 'row' "
+            "column indexes the family's test split). About two minutes on 2 CPU cores."
         ),
     )
     parser.add_argument(
@@ -147,18 +175,26 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="output folder, created if missing (default: %(default)s)",
     )
     parser.add_argument(
+        "--families",
+        nargs="+",
+        choices=tuple(FAMILIES),
+        default=list(FAMILIES),
+        metavar="FAMILY",
+        help=f"which families to run, of {', '.join(FAMILIES)} (default: all)",
+    )
+    parser.add_argument(
         "--n-partitions",
         type=positive_int,
         default=None,
         metavar="K",
-        help=f"number of partitions k, one CNN each (default: {FULL['n_partitions']}; "
+        help=f"DPA: number of partitions k, one CNN each (default: {FULL['n_partitions']}; "
         f"{QUICK['n_partitions']} with --quick)",
     )
     parser.add_argument(
         "--epochs",
         type=positive_int,
         default=None,
-        help=f"training epochs per member (default: {FULL['epochs']}; {QUICK['epochs']} with "
+        help=f"DPA: training epochs per CNN (default: {FULL['epochs']}; {QUICK['epochs']} with "
         "--quick)",
     )
     parser.add_argument(
@@ -166,33 +202,43 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         type=positive_int,
         default=1,
         metavar="D",
-        help="Finite Aggregation spread d: each digit trains d of the k*d members "
+        help="DPA: Finite Aggregation spread d, each digit trains d of the k*d members "
         "(default: %(default)s, plain DPA)",
     )
     parser.add_argument(
         "--election",
         choices=("plurality", "runoff"),
         default="plurality",
-        help="how the members' outputs are combined: plurality vote, or the run-off election "
-        "of Rezaei et al. 2023 over the members' scores (default: %(default)s)",
+        help="DPA: how the members' outputs are combined, plurality vote or the run-off "
+        "election of Rezaei et al. 2023 over their scores (default: %(default)s)",
     )
     parser.add_argument(
         "--device",
         default="cpu",
-        help="torch device the members train on, e.g. cuda (default: %(default)s)",
+        help="torch device the networks run on, e.g. cuda (default: %(default)s)",
     )
     parser.add_argument(
-        "--seed", type=seed, default=0, help="seeds the members (default: %(default)s)"
+        "--threads",
+        type=positive_int,
+        default=1,
+        help="torch CPU threads (default: %(default)s: the networks are tiny, and one thread "
+        "per process is fastest on a CPU)",
+    )
+    parser.add_argument(
+        "--seed", type=seed, default=0, help="seeds every family (default: %(default)s)"
     )
     parser.add_argument(
         "--quick",
         action="store_true",
         help=f"tiny setting for smoke tests: the first {QUICK['n_train']} training and "
-        f"{QUICK['n_test']} test digits, and unless given, --n-partitions "
+        f"{QUICK['n_test']} test digits of each family, {QUICK['n_members']} smoothing "
+        f"members, {QUICK['n_samples']} test-time draws and unless given, --n-partitions "
         f"{QUICK['n_partitions']} and --epochs {QUICK['epochs']}",
     )
     parser.add_argument(
-        "--verbose", action="store_true", help="show a progress bar while the members train"
+        "--verbose",
+        action="store_true",
+        help="also show the ensemble engine's progress bar while members train",
     )
     parser.set_defaults(func=run)
     return parser
@@ -209,60 +255,217 @@ def _check_device(name: str) -> None:
         ) from exc
 
 
-def _table(radii, accuracy) -> str:
-    lines = ["radius  certified_accuracy"]
-    lines += [f"{int(r):>6}  {a:>18.4f}" for r, a in zip(radii, accuracy, strict=True)]
+def _settings(args) -> dict:
+    settings = dict(QUICK if args.quick else FULL)
+    for name in ("n_partitions", "epochs"):
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
+    settings.update(
+        spread=args.spread,
+        election=args.election,
+        device=args.device,
+        seed=args.seed,
+        verbose=int(args.verbose),
+    )
+    return settings
+
+
+def _describe(key: str, s: dict) -> str:
+    """The family's name with its size, e.g. ``"DPA (k=30 CNNs)"``."""
+    if key == "dpa":
+        method = "DPA" if s["spread"] == 1 else f"Finite Aggregation d={s['spread']}"
+        runoff = ", run-off" if s["election"] == "runoff" else ""
+        return f"{method} (k={s['n_partitions']} CNNs{runoff})"
+    if key == "cohen":
+        return f"test-time smoothing (sigma 0.5, {s['n_samples']} draws)"
+    sigma = 0.5 if key == "rab" else 0.25
+    return f"{FAMILIES[key].name} ({s['n_members']} MLPs, sigma {sigma})"
+
+
+def _output_names(keys) -> dict[str, str]:
+    names = {
+        "table": "families.csv",
+        "csv": "certified_accuracy.csv",
+        "json": "certified_accuracy.json",
+        "png": "certified_accuracy.png",
+    }
+    names.update({key: f"certificates_{key}.csv" for key in keys})
+    return names
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _certify_family(key: str, settings: dict, data) -> dict:
+    """Fit and certify one family; return its certificate, timings and what it reports."""
+    from sklearn_certify.metrics import certified_accuracy_curve, median_certified_radius
+
+    X, y, X_test, y_test, source = data
+    clf = build_estimator(key, settings)
+    start = time.perf_counter()
+    clf.fit(X, y)
+    fitted = time.perf_counter()
+    cert = clf.certify(X_test)
+    done = time.perf_counter()
+    median = median_certified_radius(y_test, cert)
+    return {
+        "classifier": clf,
+        "cert": cert,
+        "y_test": y_test,
+        "curve": certified_accuracy_curve(y_test, cert),
+        "summary": {
+            "family": _describe(key, settings),
+            "estimator": type(clf).__name__,
+            "attacker": FAMILIES[key].attacker,
+            "radius_counts": FAMILIES[key].counts,
+            "unit": cert.unit,
+            "holds": FAMILIES[key].holds,
+            "alpha": None if FAMILIES[key].exact else ALPHA,
+            "n_train": len(X),
+            "n_test": len(cert),
+            "row_column": f"index into {source}",
+            "abstained": float(cert.abstain.mean()),
+            "median_certified_radius": None if np.isnan(median) else float(median),
+            "mean_member_accuracy": mean_member_accuracy(clf, X_test, y_test),
+            "fit_seconds": round(fitted - start, 2),
+            "certify_seconds": round(done - fitted, 2),
+        },
+    }
+
+
+def _table_rows(results: dict) -> list[dict]:
+    """One row per family and reference radius (radius 0 first)."""
+    from sklearn_certify.metrics import certified_accuracy
+
+    rows = []
+    for key, result in results.items():
+        summary = result["summary"]
+        for radius in (0, *FAMILIES[key].radii):
+            accuracy = certified_accuracy(result["y_test"], result["cert"], radius)
+            rows.append(
+                {
+                    "family": key,
+                    "name": summary["family"].split(" (")[0],
+                    "radius_counts": summary["radius_counts"],
+                    "unit": summary["unit"],
+                    "holds": summary["holds"],
+                    "radius": radius,
+                    "certified_accuracy": round(float(accuracy), 4),
+                    "n_test": summary["n_test"],
+                }
+            )
+    return rows
+
+
+def _format_table(rows: list[dict]) -> str:
+    widths = (19, 38, 13, 6, 18)
+    names = ("family", "radius counts", "holds", "radius", "certified accuracy")
+    lines = [
+        "  ".join(
+            n.ljust(w) if i < 3 else n.rjust(w)
+            for i, (n, w) in enumerate(zip(names, widths, strict=True))
+        ).rstrip()
+    ]
+    previous = None
+    for row in rows:
+        first = row["family"] != previous
+        previous = row["family"]
+        cells = [row["name"], row["radius_counts"], row["holds"]] if first else ["", "", ""]
+        cells += [f"{row['radius']:g}", f"{row['certified_accuracy']:.3f}"]
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i < 3 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            )
+        )
     return "\n".join(lines)
 
 
-def _digits(quick: bool):
-    from sklearn_certify.datasets import load_digits
-
-    X, y = load_digits(shape="image", split="train")
-    X_test, y_test = load_digits(shape="image", split="test")
-    if quick:
-        n, m = QUICK["n_train"], QUICK["n_test"]
-        X, y, X_test, y_test = X[:n], y[:n], X_test[:m], y_test[:m]
-    return X, y, X_test, y_test
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
-def _settings(args) -> tuple[int, int]:
-    defaults = QUICK if args.quick else FULL
-    k = defaults["n_partitions"] if args.n_partitions is None else args.n_partitions
-    epochs = defaults["epochs"] if args.epochs is None else args.epochs
-    return k, epochs
+def _curve_rows(results: dict) -> list[dict]:
+    return [
+        {"family": key, "unit": result["cert"].unit, "radius": float(r), "certified_accuracy": a}
+        for key, result in results.items()
+        for r, a in zip(*result["curve"], strict=True)
+    ]
 
 
-def _fit_and_certify(clf, X, y, X_test):
-    """Fit, certify ``X_test``; return the certificate and the fit and certify seconds."""
-    start = time.perf_counter()
-    clf.fit(X, y)
-    fit_s = time.perf_counter() - start
-    start = time.perf_counter()
-    cert = clf.certify(X_test)
-    return cert, fit_s, time.perf_counter() - start
+def _write_json(path: Path, results: dict, settings: dict, seconds: float) -> None:
+    payload = {"settings": settings, "total_seconds": round(seconds, 1), "families": {}}
+    for key, result in results.items():
+        radii, accuracy = result["curve"]
+        curve = {"radius": radii.tolist(), "certified_accuracy": accuracy.tolist()}
+        payload["families"][key] = {**result["summary"], "curve": curve}
+    path.write_text(json.dumps(payload, indent=2))
 
 
-def _summary(args, k: int, epochs: int, n_train: int, cert, y_test, times) -> dict:
-    from sklearn_certify.metrics import certified_accuracy, median_certified_radius
+def _write_figure(path: Path, results: dict) -> None:
+    import matplotlib
 
-    median = median_certified_radius(y_test, cert)
-    return {
-        "method": "dpa" if args.spread == 1 else "finite_aggregation",
-        "election": args.election,
-        "n_partitions": k,
-        "spread": args.spread,
-        "epochs": epochs,
-        "n_train": n_train,
-        "n_test": len(cert),
-        "unit": cert.unit,
-        "clean_accuracy": certified_accuracy(y_test, cert),
-        "median_certified_radius": None if np.isnan(median) else median,
-        "fit_seconds": round(times[0], 2),
-        "certify_seconds": round(times[1], 2),
-        "seed": args.seed,
-        "row_column": 'index into load_digits(split="test")',
-    }
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sklearn_certify.plotting import plot_certified_accuracy
+
+    ncols = 2 if len(results) > 1 else 1
+    nrows = -(-len(results) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(5 * ncols, 3.8 * nrows), squeeze=False, layout="constrained"
+    )
+    for ax, (key, result) in zip(axes.flat, results.items(), strict=False):
+        plot_certified_accuracy(
+            result["curve"],
+            ax=ax,
+            xlabel=f"radius: {FAMILIES[key].counts}",
+            title=f"{result['summary']['family']}\nholds {FAMILIES[key].holds_words}",
+        )
+    for ax in axes.flat[len(results) :]:
+        ax.set_visible(False)
+    fig.suptitle("Certified accuracy on the bundled digits (each panel's radius has its own unit)")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fit_all(keys, settings: dict, data: dict) -> dict:
+    from tqdm.auto import tqdm
+
+    results = {}
+    progress = tqdm(keys, desc="certifying families", unit="family")
+    for key in progress:
+        progress.set_postfix_str(FAMILIES[key].name)
+        results[key] = _certify_family(key, settings, data[key])
+    progress.close()
+    return results
+
+
+def _report(results: dict, paths: dict, rows: list[dict]) -> None:
+    print(_format_table(rows))
+    print(
+        f"w.p. >= {1 - ALPHA:g}: the certificate holds with probability at least 1 - alpha over "
+        "the smoothing noise; 'exactly': always."
+    )
+    for result in results.values():
+        s = result["summary"]
+        print(
+            f"  {s['family']}, {s['n_train']} training / {s['n_test']} test digits, fit "
+            f"{s['fit_seconds']:.1f} s, certify {s['certify_seconds']:.1f} s:\n"
+            f"    the attacker {s['attacker']}"
+        )
+    for path in paths.values():
+        print(f"wrote {path}")
 
 
 def run(args) -> int:
@@ -278,42 +481,26 @@ def run(args) -> int:
     int
         Exit status 0 (errors raise :class:`~sklearn_certify.cli._parser.CLIError`).
     """
-    from sklearn_certify import DPAClassifier
-    from sklearn_certify.metrics import certified_accuracy_curve
-
-    k, epochs = _settings(args)
+    settings = _settings(args)
     _check_device(args.device)
-    X, y, X_test, y_test = _digits(args.quick)
-    if k > X.shape[0]:
-        raise CLIError(f"--n-partitions {k} is more than the {X.shape[0]} training digits.")
-    paths = prepare_out_dir(args.out, CERTIFICATE_OUTPUTS, [])
-    clf = DPAClassifier(
-        make_digits_net(max_epochs=epochs, device=args.device),
-        n_partitions=k,
-        spread=args.spread,
-        election=args.election,
-        engine="vectorized",
-        random_state=args.seed,
-        verbose=int(args.verbose),
-    )
-    print(
-        f"Training {k * args.spread} CNN members on {X.shape[0]} digits "
-        f"({epochs} epochs each, vectorized engine, device={args.device}) ...",
-        flush=True,
-    )
-    cert, *times = _fit_and_certify(clf, X, y, X_test)
-    radii, accuracy = certified_accuracy_curve(y_test, cert)
-    member_acc = float(np.mean(clf.predict_members(X_test) == y_test[:, None]))
-    summary = _summary(args, k, epochs, X.shape[0], cert, y_test, times)
-    summary["mean_member_accuracy"] = member_acc
-    write_certificates(paths["certificates"], cert, np.arange(len(cert)), clf.classes_, y_test)
-    title = curve_title(k, args.spread, args.election, "digits")
-    write_curve(paths, radii, accuracy, summary, unit=cert.unit, title=title)
-    print(_table(radii, accuracy))
-    print(
-        f"{accuracy_summary(y_test, cert)}; mean member accuracy {member_acc:.3f}; "
-        f"fit {times[0]:.1f} s, certify {times[1]:.2f} s"
-    )
-    for path in paths.values():
-        print(f"wrote {path}")
+    keys = [key for key in FAMILIES if key in args.families]
+    data = {key: load_family_data(key, settings["n_train"], settings["n_test"]) for key in keys}
+    if "dpa" in data and settings["n_partitions"] > len(data["dpa"][0]):
+        raise CLIError(
+            f"--n-partitions {settings['n_partitions']} is more than the "
+            f"{len(data['dpa'][0])} training digits."
+        )
+    paths = prepare_out_dir(args.out, _output_names(keys), [])
+    start = time.perf_counter()
+    with _torch_threads(args.threads):
+        results = _fit_all(keys, settings, data)
+    rows = _table_rows(results)
+    _write_csv(paths["table"], rows)
+    _write_csv(paths["csv"], _curve_rows(results))
+    _write_json(paths["json"], results, settings, time.perf_counter() - start)
+    _write_figure(paths["png"], results)
+    for key, result in results.items():
+        clf, cert = result["classifier"], result["cert"]
+        write_certificates(paths[key], cert, np.arange(len(cert)), clf.classes_, result["y_test"])
+    _report(results, paths, rows)
     return 0
