@@ -163,3 +163,29 @@ def test_failed_refit_leaves_the_estimator_unfitted():
         clf.set_params(n_partitions=10_000).fit(X, y)
     with pytest.raises(Exception, match="not fitted"):
         clf.certify(X[:3])
+
+
+def test_sphere_slab_defense_reads_only_what_fit_recorded():
+    from sklearn_certify.convex import SphereSlabDefense, upper_bound
+    from sklearn_certify.datasets import load_digits_1v7
+
+    X, y = load_digits_1v7(split="train")
+    defense = SphereSlabDefense(percentile=70).fit(X, y)
+    probe_X, probe_y = X[:40] * 1.3, y[:40]
+
+    def outputs():
+        bound = upper_bound(X, y, 0.1, rho_sq=0.04, defense=defense, max_iter=30)
+        return {
+            "contains": defense.contains(probe_X, probe_y),
+            "distances": np.stack(defense.distances(probe_X, probe_y)),
+            "upper_bound": bound.upper_bound,
+        }
+
+    before = outputs()
+    params = defense.get_params()
+    others = {"percentile": 30, "sphere": False, "slab": False, "data_dependent": True}
+    assert set(params) == set(others)
+    for name, value in others.items():
+        defense.set_params(**{name: value})
+        _assert_same(before, outputs(), f"set_params({name}=...)")
+        defense.set_params(**{name: params[name]})

@@ -235,7 +235,7 @@ class _InnerMax:
         self.mu_neg, self.mu_pos = defense.centroids_
         r_sq = np.where(np.isfinite(defense.radii_), defense.radii_, 0.0) ** 2
         s_sq = np.where(np.isfinite(defense.slab_widths_), defense.slab_widths_, 0.0) ** 2
-        self.sdp = _GramSDP(r_sq, s_sq, defense.sphere, defense.slab, solver, solver_options)
+        self.sdp = _GramSDP(r_sq, s_sq, defense.sphere_, defense.slab_, solver, solver_options)
         n_dirs = min(X.shape[1], 8)
         seed = rng.randint(2**31 - 1)
         self.dirs = randomized_svd(X, n_components=n_dirs, random_state=seed)[2].T

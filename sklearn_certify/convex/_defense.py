@@ -78,6 +78,10 @@ class SphereSlabDefense(BaseEstimator):
         Sphere radii per class (``inf`` if ``sphere=False``).
     slab_widths_ : ndarray of shape (2,)
         Slab half-widths per class (``inf`` if ``slab=False``).
+    sphere_, slab_, data_dependent_ : bool
+        ``sphere``, ``slab`` and ``data_dependent`` as :meth:`fit` saw them; every method
+        after ``fit`` (and the oracles and bounds that use the defence) reads these, never a
+        parameter set since.
     n_features_in_ : int
         Number of features.
 
@@ -130,6 +134,8 @@ class SphereSlabDefense(BaseEstimator):
         """
         X, y = check_data(X, y, min_per_class=2)
         percentile = float(self.percentile)
+        self.sphere_, self.slab_ = bool(self.sphere), bool(self.slab)
+        self.data_dependent_ = bool(self.data_dependent)
         self.classes_ = CLASSES.copy()
         self.n_features_in_ = X.shape[1]
         self.centroids_ = _class_centroids(X, y)
@@ -151,10 +157,10 @@ class SphereSlabDefense(BaseEstimator):
 
     def _geometry(self, X, y):
         """Centroids and slab direction to test ``(X, y)`` against."""
-        if not self.data_dependent:
+        if not self.data_dependent_:
             return self.centroids_, self.slab_direction_
         centroids = _class_centroids(X, y)
-        return centroids, (_slab_direction(centroids) if self.slab else None)
+        return centroids, (_slab_direction(centroids) if self.slab_ else None)
 
     def distances(self, X, y) -> tuple[np.ndarray, np.ndarray]:
         """Sphere distance and slab offset of each labelled point from its class centroid.
@@ -174,7 +180,7 @@ class SphereSlabDefense(BaseEstimator):
         """
         check_is_fitted(self, "centroids_")
         X, y = check_data(
-            X, y, n_features=self.n_features_in_, min_per_class=2 if self.data_dependent else 0
+            X, y, n_features=self.n_features_in_, min_per_class=2 if self.data_dependent_ else 0
         )
         centroids, v = self._geometry(X, y)
         mu = centroids[(y == 1).astype(int)]
@@ -209,10 +215,10 @@ class SphereSlabDefense(BaseEstimator):
         sphere_distance, slab_distance = self.distances(X, y)
         idx = (np.asarray(y) == 1).astype(int)
         inside = np.ones(sphere_distance.shape[0], dtype=bool)
-        if self.sphere:
+        if self.sphere_:
             r = self.radii_[idx]
             inside &= sphere_distance <= r * (1 + rtol) + rtol
-        if self.slab:
+        if self.slab_:
             s = self.slab_widths_[idx]
             inside &= slab_distance <= s * (1 + rtol) + rtol
         return inside

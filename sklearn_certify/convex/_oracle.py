@@ -105,7 +105,7 @@ class ClosedFormOracle:
     def fit(self, defense: SphereSlabDefense) -> ClosedFormOracle:
         """Bind the oracle to a fitted defence."""
         check_is_fitted(defense, "centroids_")
-        if not defense.sphere:
+        if not defense.sphere_:
             raise ValueError(
                 "The closed-form oracle needs the sphere constraint: without it the feasible "
                 "set is unbounded and the worst-case loss is infinite. Use sphere=True, or "
@@ -187,9 +187,9 @@ class CvxpyOracle:
         u = cp.Variable(n_features)
         c = cp.Parameter(n_features) if c_value is None else c_value
         cons = []
-        if d.sphere:
+        if d.sphere_:
             cons.append(cp.norm(u, 2) <= d.radii_[k])
-        if d.slab:
+        if d.slab_:
             cons.append(cp.abs(d.slab_direction_ @ u) <= d.slab_widths_[k])
         if self.box is not None:
             low, high = self.box

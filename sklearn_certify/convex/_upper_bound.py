@@ -143,13 +143,14 @@ def _resolve_defense(defense, X, y) -> SphereSlabDefense:
         raise TypeError(
             f"defense must be a SphereSlabDefense or None, got {type(defense).__name__}."
         )
-    if defense.data_dependent:
+    fitted = hasattr(defense, "centroids_")
+    if defense.data_dependent_ if fitted else defense.data_dependent:
         raise ValueError(
             "upper_bound certifies the oracle defence (centroids from the clean data). For "
             "data_dependent=True use data_dependent_estimate, which is an estimate, not a "
             "certificate."
         )
-    if not hasattr(defense, "centroids_"):
+    if not fitted:
         return SphereSlabDefense(**defense.get_params()).fit(X, y)
     if defense.n_features_in_ != X.shape[1]:
         raise ValueError(
