@@ -5,8 +5,9 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
-from sklearn_certify import plotting
+from sklearn_certify import convex, plotting
 from sklearn_certify.cli import COMMAND_MODULES, main
 from tests._cli_helpers import user_error
 
@@ -59,6 +60,34 @@ def test_bound_errors(tmp_path, capsys):
     for extreme in ("0.001", "0.99"):  # the bundled split leaves a side without both classes
         line = user_error(["bound", "--test-size", extreme, "--out", tmp_path, *FAST], capsys)
         assert "--test-size" in line
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            ["--loss", "logistic", "--learner", "linear_svc"],
+            "--learner linear_svc trains LinearSVC, which has no --loss logistic",
+        ),
+        (
+            ["--epsilons", "0.01", "0.99", "--max-iter", "50"],
+            "--epsilons 0.99 with --max-iter 50: epsilon asks for round(epsilon * 270) poison "
+            "rows (270 training rows), up to 267",
+        ),
+    ],
+)
+def test_bound_refuses_impossible_options_before_any_work(
+    tmp_path, capsys, monkeypatch, extra, expected
+):
+    """One line and exit 2, before the first epsilon is computed or --out is created."""
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the curve was computed before the refusal")
+
+    monkeypatch.setattr(convex, "bound_curve", no_work)
+    out = tmp_path / "out"
+    assert expected in user_error(["bound", "--out", out, *extra], capsys)
+    assert not out.exists()
 
 
 def test_bound_says_what_the_number_bounds(tmp_path, capsys, monkeypatch):

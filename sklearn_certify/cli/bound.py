@@ -109,7 +109,8 @@ def _add_bound_options(parser: argparse.ArgumentParser) -> None:
         "--max-iter",
         type=positive_int,
         default=2000,
-        help="iterations T of the bound's online learner; more give a smaller (tighter) U* "
+        help="iterations T of the bound's online learner, at least round(epsilon * n) for "
+        "every epsilon (one candidate poison row each); more give a smaller (tighter) U* "
         "(default: %(default)s)",
     )
     parser.add_argument(
@@ -138,7 +139,8 @@ def _add_bound_options(parser: argparse.ArgumentParser) -> None:
         default="constrained",
         help="defender's model retrained on clean plus candidate poison rows to score the "
         "attack: constrained = the norm-constrained model solved exactly (cvxpy), "
-        "linear_svc = LinearSVC tuned to that norm, as the paper's code (default: %(default)s)",
+        "linear_svc = LinearSVC tuned to that norm, as the paper's code (--loss hinge or "
+        "squared_hinge only) (default: %(default)s)",
     )
     parser.add_argument(
         "--attack",
@@ -278,6 +280,32 @@ def load_data(args):
     return train.X, y, test.X, _check_signs(test.y, "held-out", 0), held_out
 
 
+def _check_options(args) -> None:
+    """Refuse option combinations the bound or the attack's scoring cannot run."""
+    if args.learner == "linear_svc" and args.loss == "logistic":
+        raise CLIError(
+            "--learner linear_svc trains LinearSVC, which has no --loss logistic; use --loss "
+            "hinge or squared_hinge, or --learner constrained (any loss)."
+        )
+
+
+def _check_epsilons(args, n: int) -> None:
+    """Refuse every epsilon whose poison rows exceed --max-iter, before any is computed."""
+    from sklearn_certify.convex import n_poison_points
+
+    needed = {eps: n_poison_points(eps, n) for eps in args.epsilons}
+    too_many = {eps: k for eps, k in needed.items() if k > args.max_iter}
+    if too_many:
+        shown = " ".join(f"{eps:g}" for eps in too_many)
+        most = max(too_many.values())
+        raise CLIError(
+            f"--epsilons {shown} with --max-iter {args.max_iter}: epsilon asks for "
+            f"round(epsilon * {n}) poison rows ({n} training rows), up to {most}, and the "
+            "bound's online learner yields one per iteration; raise --max-iter to at least "
+            f"{most} or use smaller --epsilons."
+        )
+
+
 def _print_curve(curve, loss: str) -> None:
     print(MEANING.format(loss=loss))
     print(
@@ -320,7 +348,9 @@ def run(args) -> int:
     from sklearn_certify.convex import SphereSlabDefense, bound_curve
     from sklearn_certify.plotting import plot_bound_curve
 
+    _check_options(args)
     X, y, X_test, y_test, held_out = load_data(args)
+    _check_epsilons(args, X.shape[0])
     inputs = [] if args.data == BUNDLED else [("--data", Path(args.data))]
     paths = prepare_out_dir(args.out, BOUND_OUTPUTS, inputs)
     curve = bound_curve(
