@@ -27,6 +27,7 @@ def hand_defense():
     d.slab_direction_ = np.array([-1.0, 0.0])
     d.radii_ = np.array([1.5, 2.0])
     d.slab_widths_ = np.array([2.0, 1.0])
+    d.sphere_, d.slab_, d.data_dependent_ = True, True, False
     return d
 
 
