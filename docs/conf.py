@@ -75,6 +75,16 @@ html_theme_options = {"navigation_with_keys": False}
 html_static_path = ["_static"]
 html_css_files = ["custom.css"]
 
+# The user guide's figures (``.. plot::``): run the library on small data at build time, shown
+# at their natural size (100 dpi), with no links to their source or other formats.
+plot_formats = [("png", 100)]
+plot_html_show_source_link = False
+plot_html_show_formats = False
+plot_rcparams = {"font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10,
+                 "xtick.labelsize": 10, "ytick.labelsize": 10, "legend.fontsize": 9,
+                 "figure.dpi": 100, "savefig.dpi": 100}
+plot_pre_code = "import numpy as np\nimport matplotlib.pyplot as plt\n"
+
 # No network at build time: intersphinx reads small local inventories that list the objects
 # these pages reference (docs/_inventories/make_inventories.py writes them), never a URL.
 INVENTORY_DIR = Path(__file__).resolve().parent / "_inventories"

@@ -425,3 +425,17 @@ def test_built_estimator_pages_document_fit_predict_and_certify(name):
         if method == "predict_members" and name == "RandomizedSmoothingClassifier":
             continue
         assert f'id="sklearn_certify.{name}.{method}"' in page, method
+
+
+@pytest.mark.parametrize("page", ["dpa", "test_time_smoothing", "convex"])
+def test_user_guide_pages_draw_their_figure_with_the_library(page):
+    text = (ROOT / "docs" / "user_guide" / f"{page}.rst").read_text()
+    figure = re.search(r"\.\. plot::\n(?:   :.*\n(?:        .*\n)*)*\n((?:   .*\n|\n)+)", text)
+    assert figure and "from sklearn_certify" in figure[1]
+
+
+def test_user_guide_links_the_benchmark_page_instead_of_citing_results_md():
+    pages = sorted((ROOT / "docs" / "user_guide").glob("*.rst"))
+    assert not find(r"``benchmarks/RESULTS\.md``", pages)
+    assert "   /benchmarks" in (ROOT / "docs" / "user_guide" / "index.rst").read_text()
+    assert ".. include:: ../benchmarks/RESULTS.md" in (ROOT / "docs" / "benchmarks.rst").read_text()
