@@ -83,11 +83,15 @@ def plot_certified_accuracy(
     if title is not None:
         ax.set_title(title)
     if any(label is not None for label in curves):
-        if legend_loc == "outside":
-            ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
-        else:
-            ax.legend(loc=legend_loc)
+        _place_legend(ax, legend_loc)
     return ax
+
+
+def _place_legend(ax, loc: str, *args, **kwargs):
+    """``ax.legend`` at matplotlib's ``loc``, or right of the axes for ``"outside"``."""
+    if loc == "outside":
+        return ax.legend(*args, loc="upper left", bbox_to_anchor=(1.02, 1.0), **kwargs)
+    return ax.legend(*args, loc=loc, **kwargs)
 
 
 def _step_points(curve, drop_to_zero: bool):
@@ -179,7 +183,15 @@ def plot_bound_curve(curve, *, ax=None, show_error: bool = True, title=None):
         more_handles, more_labels = right.get_legend_handles_labels()
         handles, labels = handles + more_handles, labels + more_labels
         ax.right_ax = right
-    ax.legend(handles, labels, fontsize="small", loc="upper left")
+    # Below the axes: inside, it would hide the lines it names.
+    ax.legend(
+        handles,
+        labels,
+        fontsize="small",
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.16),
+        ncols=2,
+    )
     if title is not None:
         ax.set_title(title)
     return ax
@@ -222,7 +234,7 @@ def _attack_rows(table) -> list:
     return sorted(rows, key=lambda row: row["budget"])
 
 
-def plot_attack_vs_certificate(table, *, ax=None, title=None):
+def plot_attack_vs_certificate(table, *, ax=None, title=None, legend_loc: str = "best"):
     """Certified accuracy, clean accuracy and attack success against the attack budget.
 
     Draws what :func:`sklearn_certify.attacks.evaluate_under_attack` measured: at each
@@ -241,6 +253,9 @@ def plot_attack_vs_certificate(table, *, ax=None, title=None):
         Where to draw; a new figure (with constrained layout) is made when None.
     title : str, default=None
         Axes title.
+    legend_loc : str, default="best"
+        Where the legend goes (matplotlib's ``loc``); ``"outside"`` puts it to the right
+        of the axes, where it cannot hide a line.
 
     Returns
     -------
@@ -293,7 +308,7 @@ def plot_attack_vs_certificate(table, *, ax=None, title=None):
     ax.set_ylabel("fraction of test points")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    _place_legend(ax, legend_loc, fontsize="small")
     if title is not None:
         ax.set_title(title)
     return ax

@@ -75,8 +75,13 @@ def test_plot_certified_accuracy_keeps_its_labels_inside_the_figure(title):
     renderer = fig.canvas.get_renderer()
     # The axes with its tick labels, axis labels, title and legend.
     boxes = {"axes and everything drawn around it": ax.get_tightbbox(renderer)}
-    boxes.update({t.get_text(): t.get_window_extent(renderer)
-                  for t in (ax.xaxis.label, ax.yaxis.label, ax.title) if t.get_text()})
+    boxes.update(
+        {
+            t.get_text(): t.get_window_extent(renderer)
+            for t in (ax.xaxis.label, ax.yaxis.label, ax.title)
+            if t.get_text()
+        }
+    )
     for name, box in boxes.items():
         assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1, name
         assert fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1, name
@@ -130,3 +135,41 @@ def test_plot_certified_accuracy_legend_outside_does_not_cover_the_axes():
     legend = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
     assert legend.x0 >= ax.get_window_extent().x1
     assert legend.x1 <= fig.bbox.x1
+
+
+def _legend_and_axes_boxes(ax):
+    fig = ax.figure
+    fig.canvas.draw()
+    legend = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
+    return legend, ax.get_window_extent(), fig.bbox
+
+
+def test_plot_bound_curve_legend_sits_below_the_lines():
+    from sklearn_certify.convex import bound_curve
+    from sklearn_certify.datasets import load_digits_1v7
+    from sklearn_certify.plotting import plot_bound_curve
+
+    X, y = load_digits_1v7()
+    ax = plot_bound_curve(bound_curve(X, y, [0.0, 0.1], rho_sq=0.8, max_iter=50), title="t")
+    legend, axes, figure = _legend_and_axes_boxes(ax)
+    assert legend.y1 <= axes.y0 and figure.y0 <= legend.y0  # below the axes, inside the figure
+    assert len(ax.get_legend().get_texts()) >= 3
+
+
+def test_plot_attack_vs_certificate_legend_outside():
+    from sklearn_certify.plotting import plot_attack_vs_certificate
+
+    rows = [
+        dict(
+            budget=b,
+            budget_unit="rows",
+            certified_accuracy=c,
+            clean_accuracy=0.9,
+            attack_success=s,
+            violation=False,
+        )
+        for b, c, s in [(0, 0.9, 0.0), (10, 0.4, 0.1), (50, 0.0, 0.8)]
+    ]
+    ax = plot_attack_vs_certificate({"a": rows, "b": rows}, legend_loc="outside")
+    legend, axes, figure = _legend_and_axes_boxes(ax)
+    assert legend.x0 >= axes.x1 and legend.x1 <= figure.x1
