@@ -56,10 +56,11 @@ def _check_label_types(y_true: np.ndarray, prediction: np.ndarray) -> None:
     try:
         unique_labels(y_true, prediction)
     except ValueError as exc:
+        given, predicted = y_true.ravel()[0].tolist(), prediction.ravel()[0].tolist()
         raise ValueError(
-            f"y_true holds {y_true.dtype} labels such as {y_true.ravel()[:1].tolist()[0]!r}, but the "
-            f"certificate predicts {prediction.dtype} labels such as {prediction.ravel()[:1].tolist()[0]!r} "
-            f"({exc}). Pass y_true in the label values the estimator was fitted on."
+            f"y_true holds {y_true.dtype} labels such as {given!r}, but the certificate "
+            f"predicts {prediction.dtype} labels such as {predicted!r} ({exc}). Pass y_true "
+            "in the label values the estimator was fitted on."
         ) from exc
 
 
