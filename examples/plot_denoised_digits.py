@@ -26,6 +26,7 @@ import torch
 from skorch import NeuralNetClassifier
 
 from sklearn_certify import DenoisedSmoothingClassifier
+from sklearn_certify.bounds import clopper_pearson_lower, cohen_radius
 from sklearn_certify.datasets import load_digits_for_denoising
 from sklearn_certify.denoisers import load_bundled
 from sklearn_certify.metrics import certified_accuracy, certified_accuracy_curve
@@ -68,10 +69,13 @@ def make_net():
 # %%
 # Certified accuracy, denoised vs plain noise
 # -------------------------------------------
-# 30 members each, ``alpha = 0.01``. With 27 estimation members even a unanimous vote only
-# bounds the class probability by ``0.01 ** (1 / 27) = 0.84``, so no radius exceeds
-# ``sigma * Phi^-1(0.84) = 0.99 sigma``.
-fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), sharey=True, layout="constrained")
+# 30 members each, ``alpha = 0.01``: 3 choose the class and 27 bound its probability. Even
+# a unanimous vote then only bounds that probability by the Clopper-Pearson bound of 27 out
+# of 27, so no radius exceeds ``sigma * Phi^-1(p_lower)``, computed here:
+p_lower = float(clopper_pearson_lower(27, 27, 0.01))
+largest = float(cohen_radius(p_lower, 1.0))
+print(f"unanimous p_lower = {p_lower:.4f}: no radius exceeds {largest:.3f} sigma")
+fig, axes = plt.subplots(3, 1, figsize=(7, 9), sharex=True, layout="constrained")
 for ax, sigma in zip(axes, (0.1, 0.25, 0.5), strict=True):
     curves = {}
     for name, den in (("plain noise", None), ("DDPM-denoised", denoiser)):
@@ -87,7 +91,8 @@ for ax, sigma in zip(axes, (0.1, 0.25, 0.5), strict=True):
             f"certified at l2 0.1: {certified_accuracy(y_test, cert, 0.1):.3f}"
         )
     plot_certified_accuracy(curves, ax=ax, xlabel="l2 norm of the training perturbation")
-    ax.set_title(f"sigma = {sigma}")
+    ax.set_title(f"sigma = {sigma} (no radius beyond {largest * sigma:.3f})")
+    ax.label_outer()  # the shared x axis is labelled once, under the last panel
 plt.show()
 
 # %%

@@ -85,7 +85,9 @@ for ax, test_noise in zip(axes, (True, False), strict=True):
             "certified accuracy at l2 0.1 / 0.25 / 0.5: "
             + " / ".join(f"{certified_accuracy(y_test, cert, r):.3f}" for r in (0.1, 0.25, 0.5))
         )
-    plot_certified_accuracy(curves, ax=ax, xlabel="l2 norm of the training-set perturbation")
+    # With test noise the radius also covers the trigger or change on the test image.
+    covered = "training-set + test-input" if test_noise else "training-set"
+    plot_certified_accuracy(curves, ax=ax, xlabel=f"l2 norm of the {covered} perturbation")
     ax.set_title(f"test_noise={test_noise}")
 plt.show()
 

@@ -75,7 +75,9 @@ def plot_certified_accuracy(
         _, ax = plt.subplots(figsize=(5, 3.5), layout="constrained")
     for label, curve in curves.items():
         radii, accuracy, where = _step_points(curve, drop_to_zero)
-        ax.step(radii, accuracy, where=where, label=label)
+        # A curve of one point (nothing certified) would be invisible as a line.
+        marker = "o" if radii.size == 1 else None
+        ax.step(radii, accuracy, where=where, label=label, marker=marker)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("certified accuracy")
     ax.set_ylim(0, 1.02)
@@ -102,6 +104,9 @@ def _step_points(curve, drop_to_zero: bool):
     if radii.shape != accuracy.shape or radii.ndim != 1:
         raise ValueError("radii and accuracy must be 1-d arrays of the same length.")
     drop = drop_to_zero and radii.size > 0 and accuracy[-1] > 0
+    if drop_to_zero and radii.size and accuracy[-1] == 0:
+        # Already ends at zero (nothing certified at all: the single point (0, 0)).
+        return radii, accuracy, "post"
     if radii.size and np.all(radii == np.round(radii)):
         # Attack sizes are counts: the value at r holds up to r + 1, also for the last r.
         radii = np.append(radii, radii[-1] + 1)

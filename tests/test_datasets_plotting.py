@@ -173,3 +173,13 @@ def test_plot_attack_vs_certificate_legend_outside():
     ax = plot_attack_vs_certificate({"a": rows, "b": rows}, legend_loc="outside")
     legend, axes, figure = _legend_and_axes_boxes(ax)
     assert legend.x0 >= axes.x1 and legend.x1 <= figure.x1
+
+
+def test_plot_certified_accuracy_nothing_certified_is_a_visible_point_at_zero():
+    """A real-radius curve with nothing certified is (0, 0): not stretched to radius 1."""
+    ax = plot_certified_accuracy({"none": ([0.0], [0.0]), "some": ([0.0, 0.3], [0.8, 0.4])})
+    nothing = ax.get_lines()[0]
+    assert list(nothing.get_xdata()) == [0.0] and list(nothing.get_ydata()) == [0.0]
+    assert nothing.get_marker() == "o"
+    ax.figure.canvas.draw()
+    assert ax.get_xlim()[1] < 0.5
