@@ -56,7 +56,7 @@ def _check_label_types(y_true: np.ndarray, prediction: np.ndarray) -> None:
     try:
         unique_labels(y_true, prediction)
     except ValueError as exc:
-        given, predicted = y_true.ravel()[0].tolist(), prediction.ravel()[0].tolist()
+        given, predicted = y_true.ravel()[:1].tolist()[0], prediction.ravel()[:1].tolist()[0]
         raise ValueError(
             f"y_true holds {y_true.dtype} labels such as {given!r}, but the certificate "
             f"predicts {prediction.dtype} labels such as {predicted!r} ({exc}). Pass y_true "
