@@ -217,3 +217,100 @@ def test_bad_parameters(digits17, params, error, match):
     kwargs.update(params)
     with pytest.raises(error, match=match):
         DenoisedSmoothingClassifier(**kwargs).fit(X, y)
+
+
+# --- what the denoiser sees and returns ----------------------------------------------------
+
+
+class RangeCounting(Counting):
+    """Counting, declaring the wrapped denoiser's data range."""
+
+    data_range = (0.0, 1.0)
+
+
+def test_refuses_data_outside_the_denoisers_range_before_training(bundled):
+    """sklearn's raw digits (0..16) were denoised into garbage (score 0.0) without a word."""
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    X, y = sklearn_digits(return_X_y=True)
+    X, y = X[:200].astype(np.float32), y[:200]
+    assert bundled.data_range == (0.0, 1.0)
+    with pytest.raises(ValueError, match=r"X has values in \[0, 16\], outside \[0, 1\].*by 16"):
+        DenoisedSmoothingClassifier(LogisticRegression(), bundled, n_estimators=3).fit(X, y)
+    denoiser = RangeCounting(bundled)
+    with pytest.raises(ValueError, match=r"outside \[0, 1\]"):
+        DenoisedSmoothingClassifier(LogisticRegression(), denoiser, n_estimators=3).fit(X, y)
+    assert denoiser.images == 0  # refused before any member's copy was denoised
+    # the same digits on the denoiser's scale are accepted
+    DenoisedSmoothingClassifier(LogisticRegression(), denoiser, n_estimators=3).fit(X / 16, y)
+    assert denoiser.images == 3 * len(X)
+
+
+def test_denoisers_declaring_no_range_accept_any_scale(digits17):
+    X, y, _, _ = digits17
+    for denoiser in (None, lambda Z, sigma: Z):
+        clf = DenoisedSmoothingClassifier(
+            LogisticRegression(), denoiser, n_estimators=3, random_state=0
+        ).fit(16 * X, y)
+        assert clf.score(16 * X, y) > 0.9
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_callable_may_return_a_numpy_array(digits17, dtype):
+    """The docs say a denoiser returns an array: numpy output is converted, not refused."""
+    X, y, X_test, _ = digits17
+    kw = dict(n_estimators=4, sigma=0.3, random_state=2)
+    as_numpy = DenoisedSmoothingClassifier(
+        LogisticRegression(), lambda Z, sigma: Z.numpy().astype(dtype), **kw
+    ).fit(X, y)
+    identity = DenoisedSmoothingClassifier(LogisticRegression(), None, **kw).fit(X, y)
+    np.testing.assert_array_equal(as_numpy.member_scores(X_test), identity.member_scores(X_test))
+
+
+@pytest.mark.parametrize(
+    ("denoiser", "error", "match"),
+    [
+        (lambda Z, sigma: Z * np.nan, ValueError, r"denoiser .* returned NaN or infinite"),
+        (lambda Z, sigma: Z.numpy() + np.inf, ValueError, r"denoiser .* returned NaN"),
+        (lambda Z, sigma: Z.tolist(), TypeError, r"denoiser .* returned list"),
+        (lambda Z, sigma: (Z > 0.5).numpy(), TypeError, r"returned dtype bool"),
+    ],
+)
+def test_bad_denoiser_output_is_blamed_on_the_denoiser(digits17, denoiser, error, match):
+    X, y, _, _ = digits17
+    with pytest.raises(error, match=match):
+        DenoisedSmoothingClassifier(LogisticRegression(), denoiser, n_estimators=3).fit(X, y)
+
+
+def test_an_object_denoiser_returning_another_shape_is_named(digits17):
+    class Cropping:
+        def denoise(self, X_noisy, sigma):
+            return X_noisy[:, :10]
+
+    X, y, _, _ = digits17
+    with pytest.raises(ValueError, match=r"returned shape \(\d+, 10\).*keep the input's shape"):
+        DenoisedSmoothingClassifier(LogisticRegression(), Cropping(), n_estimators=3).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    ("init", "match"),
+    [
+        (lambda: TinyMLP(n_out=10).state_dict(), r"l2\.weight \(10, 16\) instead of \(2, 16\)"),
+        (lambda: TinyMLP(hidden=8, n_out=2), r"init's weights .*l1\.weight \(8, 64\)"),
+        (lambda: {"l1.weight": torch.zeros(16, 64)}, r"missing: l1\.bias, l2\.weight, l2\.bias"),
+        (lambda: {**TinyMLP(n_out=2).state_dict(), "extra": torch.zeros(1)}, "unexpected: extra"),
+    ],
+)
+def test_init_that_does_not_fit_the_module_is_refused_before_training(digits17, init, match):
+    """A mismatched state dict gave a raw load_state_dict error that never named init."""
+    X, y, _, _ = digits17
+    clf = DenoisedSmoothingClassifier(_net(), None, n_estimators=3, init=init())
+    with pytest.raises(ValueError, match=match):
+        clf.fit(X, y)
+
+
+def test_init_values_must_be_tensors(digits17):
+    X, y, _, _ = digits17
+    state = {k: v.numpy() for k, v in TinyMLP(n_out=2).state_dict().items()}
+    with pytest.raises(TypeError, match=r"init\['l1\.weight'\] is ndarray"):
+        DenoisedSmoothingClassifier(_net(), None, n_estimators=3, init=state).fit(X, y)

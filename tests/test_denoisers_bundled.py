@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from sklearn_certify.datasets import load_digits, load_digits_for_denoising
 from sklearn_certify.denoisers import (
@@ -135,6 +136,13 @@ def test_package_data_ships_the_nested_folders():
     shipped = {p for pattern in patterns for p in package.glob(pattern) if p.is_file()}
     bundled = {p for p in (package / "data").rglob("*") if p.is_file()}
     assert bundled and bundled <= shipped
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is usable here")
+def test_cuda_on_a_cpu_only_torch_is_a_clear_error():
+    """It was a raw AssertionError ('Torch not compiled with CUDA enabled')."""
+    with pytest.raises(ValueError, match=r"device='cuda' cannot be used.*device=None or 'cpu'"):
+        load_bundled("digits", device="cuda")
 
 
 def test_unknown_bundled_name():

@@ -227,11 +227,33 @@ def test_import_does_not_load_diffusers():
         (np.zeros((2, 1, 7, 7), dtype=np.float32), ValueError, "divisible"),
         (np.zeros((2, 64), dtype=np.int64), TypeError, "X_noisy must hold floating-point"),
         (np.full((2, 64), np.nan, dtype=np.float32), ValueError, "X_noisy contains NaN"),
+        (
+            np.full((2, 64), 16.0, dtype=np.float32),
+            ValueError,
+            r"X_noisy has values in \[16, 16\], outside \[0, 1\] widened by 10 \* sigma = 5",
+        ),
     ],
 )
 def test_bad_inputs(denoiser, X, error, match):
     with pytest.raises(error, match=match):
         denoiser.denoise(X, 0.5)
+
+
+def test_noisy_input_may_stray_ten_sigma_beyond_the_data_range(denoiser):
+    """[0, 1] data plus noise is accepted; data on another scale (0..16 pixels) is refused."""
+    assert denoiser.data_range == (0.0, 1.0)
+    for edge in (-4.9, 5.9):  # within 10 * 0.5 of [0, 1]
+        denoiser.denoise(np.full((1, 64), edge, dtype=np.float32), 0.5)
+    for edge in (-5.1, 6.1):
+        with pytest.raises(ValueError, match=r"outside \[0, 1\].*divide them by 16"):
+            denoiser.denoise(np.full((1, 64), edge, dtype=np.float32), 0.5)
+    with pytest.raises(ValueError, match="outside"):
+        denoiser.denoise(torch.full((1, 1, 8, 8), 16.0), 0.25)
+
+
+def test_a_device_torch_cannot_use_is_named():
+    with pytest.raises(ValueError, match=r"device='gpu' cannot be used by this torch"):
+        DDPMDenoiser(tiny_unet(), DDPMScheduler(), device="gpu")
 
 
 @pytest.mark.parametrize(("sigma", "error"), [(0.0, ValueError), (-1, ValueError),

@@ -74,6 +74,9 @@ def test_callable_must_keep_the_shape():
     flatten = as_denoiser(lambda X, sigma: X.reshape(len(X), -1))
     with pytest.raises(ValueError, match=r"returned shape \(2, 4\) for input of shape"):
         flatten.denoise(np.zeros((2, 2, 2)), 0.5)
+    listing = as_denoiser(lambda X, sigma: X.tolist())
+    with pytest.raises(TypeError, match=r"returned list; it must return an array"):
+        listing.denoise(np.zeros((2, 2)), 0.5)
 
 
 # --- the trusted-denoiser rule -----------------------------------------------------------------
@@ -148,6 +151,7 @@ def test_training_accepts_images_and_other_shapes():
         (np.full((4, 1, 8, 8), 0.5), {"n_steps": 0}, ValueError, "n_steps"),
         (np.full((4, 1, 8, 8), 0.5), {"ema_decay": 1.0}, ValueError, "ema_decay"),
         (np.full((4, 1, 8, 8), 0.5), {"learning_rate": -1.0}, ValueError, "learning_rate"),
+        (np.full((4, 1, 8, 8), 0.5), {"device": "gpu"}, ValueError, "device='gpu' cannot"),
     ],
 )
 def test_training_bad_input(X, kwargs, error, match):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -17,6 +18,11 @@ __all__ = [
     "overlapping_rows",
 ]
 
+#: How many noise standard deviations noisy values may lie outside a denoiser's ``data_range``
+#: before :func:`check_data_range` refuses them (a Gaussian draw lands that far out with
+#: probability below 2e-23).
+NOISE_MARGIN = 10.0
+
 
 @runtime_checkable
 class Denoiser(Protocol):
@@ -24,6 +30,12 @@ class Denoiser(Protocol):
 
     ``X`` has the shape of ``X_noisy`` and values on the data's [0, 1] scale; ``sigma`` is the
     standard deviation of the Gaussian noise in ``X_noisy`` on that scale.
+
+    A denoiser may also declare ``data_range = (low, high)``, the range of the clean data it
+    was made for (``(0.0, 1.0)`` for :class:`DDPMDenoiser`). :func:`check_data_range` then
+    refuses data outside it: :class:`~sklearn_certify.DenoisedSmoothingClassifier` checks its
+    training rows and :meth:`DDPMDenoiser.denoise` its noisy input. ``None`` or no attribute
+    (:class:`IdentityDenoiser`, plain callables) declares nothing, and nothing is checked.
     """
 
     def denoise(self, X_noisy: Any, sigma: float) -> Any:
@@ -41,6 +53,9 @@ class IdentityDenoiser:
     >>> IdentityDenoiser().denoise(X_noisy, sigma=0.5) is X_noisy
     True
     """
+
+    #: Any data: the identity has no range of its own.
+    data_range = None
 
     def denoise(self, X_noisy, sigma: float):
         """Return ``X_noisy`` itself (not a copy).
@@ -67,15 +82,23 @@ class IdentityDenoiser:
 class _FunctionDenoiser:
     """A callable ``func(X_noisy, sigma)`` seen as a denoiser; the output shape is checked."""
 
+    #: A plain callable declares no range.
+    data_range = None
+
     def __init__(self, func: Callable[[Any, float], Any]) -> None:
         self.func = func
 
     def denoise(self, X_noisy, sigma: float):
         X = self.func(X_noisy, sigma)
-        if tuple(getattr(X, "shape", ())) != tuple(X_noisy.shape):
+        if not hasattr(X, "shape"):
+            raise TypeError(
+                f"the denoiser function {self.func!r} returned {type(X).__name__}; it must "
+                "return an array (numpy or torch) of the input's shape."
+            )
+        if tuple(X.shape) != tuple(X_noisy.shape):
             raise ValueError(
                 f"the denoiser function {self.func!r} returned shape "
-                f"{tuple(getattr(X, 'shape', ()))} for input of shape {tuple(X_noisy.shape)}; "
+                f"{tuple(X.shape)} for input of shape {tuple(X_noisy.shape)}; "
                 "it must return an array of the input's shape."
             )
         return X
@@ -129,6 +152,62 @@ def as_denoiser(denoiser) -> Denoiser:
     raise TypeError(
         "denoiser must be None, an object with a denoise(X_noisy, sigma) method, or a callable "
         f"f(X_noisy, sigma) -> X; got {type(denoiser).__name__}."
+    )
+
+
+def check_data_range(denoiser, X, *, sigma: float = 0.0, name: str = "X") -> None:
+    """Refuse data outside the range a denoiser declares in its ``data_range`` attribute.
+
+    Clean data (``sigma=0``) must lie in ``data_range = (low, high)``; noisy data with noise
+    of standard deviation ``sigma`` may stray :data:`NOISE_MARGIN` ``* sigma`` beyond it.
+    A denoiser declaring no range (``None`` or no attribute) accepts anything. Data on
+    another scale (sklearn's ``load_digits`` pixels are 0..16, the bundled digits denoiser
+    expects [0, 1]) would be denoised into garbage without a word, so it is refused.
+
+    Parameters
+    ----------
+    denoiser : object
+        Any denoiser; only its ``data_range`` attribute is read, if present.
+    X : ndarray or torch.Tensor
+        The data the denoiser will see (or whose noisy copies it will see).
+    sigma : float, default=0.0
+        Standard deviation of the noise already in ``X``.
+    name : str, default="X"
+        What the error message calls ``X``.
+
+    Raises
+    ------
+    ValueError
+        If a value of ``X`` lies outside the (widened) range.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_certify.denoisers import IdentityDenoiser, load_bundled
+    >>> from sklearn_certify.denoisers._base import check_data_range
+    >>> pixels = np.array([[0.0, 16.0]])
+    >>> check_data_range(IdentityDenoiser(), pixels)  # declares no range
+    >>> check_data_range(load_bundled("digits"), pixels / 16)
+    >>> check_data_range(load_bundled("digits"), pixels)
+    Traceback (most recent call last):
+    ...
+    ValueError: X has values in [0, 16], outside [0, 1]: the denoiser DDPMDenoiser(...
+    """
+    data_range = getattr(denoiser, "data_range", None)
+    if data_range is None or math.prod(X.shape) == 0:
+        return
+    low, high = (float(v) for v in data_range)
+    slack = NOISE_MARGIN * sigma + 1e-6 * (high - low)  # float rounding of a rescaled range
+    x_min, x_max = float(X.min()), float(X.max())
+    if low - slack <= x_min and x_max <= high + slack:
+        return
+    widened = f" widened by {NOISE_MARGIN:g} * sigma = {NOISE_MARGIN * sigma:g}" if sigma else ""
+    raise ValueError(
+        f"{name} has values in [{x_min:.4g}, {x_max:.4g}], outside [{low:g}, {high:g}]"
+        f"{widened}: the denoiser {denoiser!r} was made for data in [{low:g}, {high:g}] and "
+        f"would return garbage. Rescale the data to [{low:g}, {high:g}] first (e.g. sklearn's "
+        "load_digits pixels are 0..16: divide them by 16, or use "
+        "sklearn_certify.datasets.load_digits_for_denoising)."
     )
 
 

@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sklearn_certify._validation import check_positive, check_scalar_int
+from sklearn_certify.denoisers._base import check_data_range
 from sklearn_certify.denoisers._schedule import timestep_for_sigma
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
-__all__ = ["PROVENANCE_FILE", "DDPMDenoiser", "import_diffusers"]
+__all__ = ["PROVENANCE_FILE", "DDPMDenoiser", "import_diffusers", "move_unet"]
 
 #: File next to the weights that lists the content digests of the rows a denoiser was trained on.
 PROVENANCE_FILE = "provenance.json"
@@ -42,6 +43,18 @@ def _pretrained_subfolder(path: Path, subfolder: str, config: str) -> str | None
         f"{path} holds neither {subfolder}/{config} (the layout save_pretrained writes) nor "
         f"{config} (the flat layout of e.g. google/ddpm-cifar10-32)."
     )
+
+
+def move_unet(unet, device):
+    """``unet.to(device)``, with an error naming ``device`` when this torch cannot use it."""
+    try:
+        return unet.to(device)
+    except (AssertionError, RuntimeError) as exc:  # e.g. "Torch not compiled with CUDA enabled"
+        raise ValueError(
+            f"device={device!r} cannot be used by this torch build on this machine ({exc}). "
+            "Use device=None or 'cpu', or install a torch build for that device (for CUDA, "
+            "torch.cuda.is_available() must be True)."
+        ) from exc
 
 
 class DDPMDenoiser:
@@ -83,6 +96,10 @@ class DDPMDenoiser:
     ----------
     unet, scheduler, image_shape, batch_size, training_digests
         As given (``image_shape`` resolved).
+    data_range : tuple of float
+        ``(0.0, 1.0)``: the range of the clean data, which the DDPM maps to its [-1, 1].
+        :meth:`denoise` refuses noisy input too far outside it, and
+        :class:`~sklearn_certify.DenoisedSmoothingClassifier` training rows outside it.
 
     See Also
     --------
@@ -116,6 +133,8 @@ class DDPMDenoiser:
     >>> X.shape, X.dtype, bool(X.min() >= 0 and X.max() <= 1)
     ((3, 64), dtype('float64'), True)
     """
+
+    data_range = (0.0, 1.0)
 
     def __init__(
         self,
@@ -154,7 +173,7 @@ class DDPMDenoiser:
         self.image_shape = self._resolve_image_shape(image_shape, config)
         self.batch_size = check_scalar_int("batch_size", batch_size, min_value=1)
         self.scheduler = scheduler
-        self.unet = (unet if device is None else unet.to(device)).eval()
+        self.unet = (unet if device is None else move_unet(unet, device)).eval()
         self._alphas_cumprod = np.asarray(
             torch.as_tensor(scheduler.alphas_cumprod).detach().cpu(), dtype=np.float64
         )
@@ -236,8 +255,9 @@ class DDPMDenoiser:
         Parameters
         ----------
         X_noisy : ndarray or torch.Tensor of shape (n, d) or (n, C, H, W)
-            Noisy images on the [0, 1] scale (values outside [0, 1] are expected): flat rows
-            with ``d = prod(image_shape)`` or channel-first images.
+            Noisy images on the [0, 1] scale (values outside [0, 1] are expected, up to
+            ``10 * sigma`` beyond it; data on another scale, such as 0..16 pixels, is
+            refused): flat rows with ``d = prod(image_shape)`` or channel-first images.
         sigma : float
             Standard deviation of the noise on the [0, 1] scale.
 
@@ -258,6 +278,7 @@ class DDPMDenoiser:
         images_shape = self._check_images(X)
         if not bool(torch.isfinite(X).all()):
             raise ValueError("X_noisy contains NaN or infinite values.")
+        check_data_range(self, X, sigma=sigma, name="X_noisy")
 
         t_star = self.timestep(sigma)
         abar = self._alphas_cumprod[t_star]

@@ -11,7 +11,7 @@ import numpy as np
 
 from sklearn_certify._validation import check_open_unit, check_positive, check_scalar_int
 from sklearn_certify.denoisers._base import overlapping_rows
-from sklearn_certify.denoisers._ddpm import DDPMDenoiser, import_diffusers
+from sklearn_certify.denoisers._ddpm import DDPMDenoiser, import_diffusers, move_unet
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
@@ -185,7 +185,7 @@ def train_ddpm_denoiser(
             up_block_types=("UpBlock2D",) * len(blocks),
             norm_num_groups=8,
         )
-    unet.to(device).train()
+    move_unet(unet, device).train()
     average = [p.detach().clone() for p in unet.parameters()]
     optimizer = torch.optim.AdamW(unet.parameters(), lr=learning_rate)
     schedule = torch.optim.lr_scheduler.OneCycleLR(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
+import numpy as np
 from sklearn.base import clone
 from sklearn.utils._param_validation import HasMethods, StrOptions
 
@@ -41,10 +42,97 @@ class DenoisedNoiseView:
     def __call__(self, X, row_ids, member_ids, seeds):
         noisy = GaussianNoiseView(self.sigma)(X, row_ids, member_ids, seeds)
         flat = noisy.reshape(-1, *X.shape[2:])
-        return self.denoiser.denoise(flat, self.sigma).reshape(X.shape)
+        return self._checked(self.denoiser.denoise(flat, self.sigma), flat).reshape(X.shape)
+
+    def _checked(self, out, noisy):
+        """The denoiser's output (a tensor or numpy array) as a tensor like ``noisy``, checked."""
+        import torch
+
+        if not (
+            (isinstance(out, np.ndarray) and np.issubdtype(out.dtype, np.floating))
+            or (isinstance(out, torch.Tensor) and out.is_floating_point())
+        ):
+            kind = f"dtype {out.dtype}" if hasattr(out, "dtype") else type(out).__name__
+            raise TypeError(
+                f"The denoiser {self.denoiser!r} returned {kind}; it must return a floating-"
+                "point numpy array or torch tensor of its input's shape."
+            )
+        out = torch.as_tensor(out)
+        if tuple(out.shape) != tuple(noisy.shape):
+            raise ValueError(
+                f"The denoiser {self.denoiser!r} returned shape {tuple(out.shape)} for noisy "
+                f"rows of shape {tuple(noisy.shape)}; it must keep the input's shape."
+            )
+        if not bool(torch.isfinite(out).all()):
+            raise ValueError(
+                f"The denoiser {self.denoiser!r} returned NaN or infinite values for finite "
+                f"noisy rows (sigma={self.sigma:g}); the training data X is finite, so fix the "
+                "denoiser (its weights, or its arithmetic at this noise level)."
+            )
+        return out.to(device=noisy.device, dtype=noisy.dtype)
 
     def __repr__(self) -> str:
         return f"DenoisedNoiseView(sigma={self.sigma}, denoiser={self.denoiser!r})"
+
+
+def _listed(items: list) -> str:
+    """The first few ``items``, and how many there are in all when there are more."""
+    shown = ", ".join(items[:5])
+    return shown if len(items) <= 5 else f"{shown}, ... ({len(items)} in all)"
+
+
+def check_init_state(estimator, state: Mapping) -> None:
+    """Refuse ``init`` weights the base net's module cannot load, before any member trains.
+
+    Parameters
+    ----------
+    estimator : skorch NeuralNet
+        The base net; one module is built from it (under a fixed seed) and compared.
+    state : mapping of str to torch.Tensor
+        The weights ``init`` gives.
+
+    Raises
+    ------
+    TypeError
+        If a value of ``state`` is not a torch tensor.
+    ValueError
+        If ``state`` misses a key of the module's ``state_dict``, has another key, or a tensor
+        of another shape; the message names them.
+    """
+    import torch
+
+    from sklearn_certify.ensemble._skorch import torch_seeded
+
+    not_tensors = [name for name, value in state.items() if not isinstance(value, torch.Tensor)]
+    if not_tensors:
+        raise TypeError(
+            "init must be a fitted net, a module or a module's state_dict (names mapped to "
+            f"torch tensors); init[{not_tensors[0]!r}] is "
+            f"{type(state[not_tensors[0]]).__name__}."
+        )
+    net = clone(estimator)
+    with torch_seeded(0, [net]):
+        net.initialize()
+    expected = net.module_.state_dict()
+    problems = []
+    missing = [name for name in expected if name not in state]
+    unexpected = [name for name in state if name not in expected]
+    shapes = [
+        f"{name} {tuple(state[name].shape)} instead of {tuple(value.shape)}"
+        for name, value in expected.items()
+        if name in state and state[name].shape != value.shape
+    ]
+    for what, items in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)):
+        if items:
+            problems.append(f"{what}: {_listed(items)}")
+    if problems:
+        module = getattr(estimator.module, "__name__", repr(estimator.module))
+        raise ValueError(
+            f"init's weights do not fit the base net's module {module} "
+            f"({'; '.join(problems)}). Pass the weights of a {module} built with the same "
+            "module__* parameters, with one output per class in the order of classes_ (e.g. a "
+            "net of the same architecture fitted on trusted data)."
+        )
 
 
 class WarmStart:
@@ -98,7 +186,10 @@ class DenoisedSmoothingClassifier(BaseSmoothingEnsemble):
         ``load_bundled("digits")`` or a :class:`~sklearn_certify.denoisers.DDPMDenoiser`.
         ``None`` trains on the plain noisy copies. It must never have been trained on the
         data being certified: ``fit`` refuses a denoiser that records training rows shared
-        with ``X`` (:func:`~sklearn_certify.denoisers.check_trusted_denoiser`).
+        with ``X`` (:func:`~sklearn_certify.denoisers.check_trusted_denoiser`). ``fit`` also
+        refuses ``X`` outside the denoiser's ``data_range`` ([0, 1] for a
+        :class:`~sklearn_certify.denoisers.DDPMDenoiser`; ``None`` and callables declare
+        none). The denoiser may return a torch tensor or a numpy array; NaN output is refused.
     n_estimators : int, default=100
         Number of members.
     sigma : float, default=0.25
@@ -115,7 +206,9 @@ class DenoisedSmoothingClassifier(BaseSmoothingEnsemble):
         ``state_dict``, of the base module with one output per class, in the order of
         ``classes_``): every member starts from them ("warm start"); sound only if that
         model **never saw the training set being certified** (e.g. trained on public or
-        trusted data). ``"heuristic-raw-pretrain"``: one net is first trained on the raw
+        trusted data). ``fit`` compares them with the base module's ``state_dict`` before
+        any training and names missing, unexpected or reshaped entries.
+        ``"heuristic-raw-pretrain"``: one net is first trained on the raw
         training set and every member starts from it; that makes every member depend on
         the unsmoothed (possibly poisoned) data, so the certificate does not hold:
         :meth:`certify` raises and only :meth:`predict` is available.
@@ -190,6 +283,7 @@ class DenoisedSmoothingClassifier(BaseSmoothingEnsemble):
 
     def _check_options(self, X, y_encoded) -> None:
         from sklearn_certify.denoisers import as_denoiser, check_trusted_denoiser
+        from sklearn_certify.denoisers._base import check_data_range
 
         super()._check_options(X, y_encoded)
         if self.init is not None and not is_skorch_net(self.estimator):
@@ -198,7 +292,11 @@ class DenoisedSmoothingClassifier(BaseSmoothingEnsemble):
                 f"{type(self.estimator).__name__}. Use init=None."
             )
         self.denoiser_ = as_denoiser(self.denoiser)
+        check_data_range(self.denoiser_, X)
         check_trusted_denoiser(self.denoiser_, X)
+        state = self._init_state()
+        if state is not None:
+            check_init_state(self.estimator, state)
 
     #: The denoiser runs once per member's copy, never again per epoch.
     _view_once = True
@@ -211,16 +309,21 @@ class DenoisedSmoothingClassifier(BaseSmoothingEnsemble):
         if self.init is None:
             return self.estimator
         net = clone(self.estimator)
-        if isinstance(self.init, str):  # RAW_PRETRAIN: one net on the raw training set
+        state = self._init_state()
+        if state is None:  # RAW_PRETRAIN: one net on the raw training set
             raw = clone(self.estimator).set_params(train_split=None, verbose=0)
             state = raw.fit(X, y_encoded).module_.state_dict()
-        elif hasattr(self.init, "module_"):
-            state = self.init.module_.state_dict()
-        elif hasattr(self.init, "state_dict"):
-            state = self.init.state_dict()
-        else:
-            state = self.init
         return net.set_params(module=WarmStart(self.estimator.module, state))
+
+    def _init_state(self):
+        """The weights ``init`` gives (``None`` for no ``init`` or raw pretraining)."""
+        if self.init is None or isinstance(self.init, str):
+            return None
+        if hasattr(self.init, "module_"):
+            return self.init.module_.state_dict()
+        if hasattr(self.init, "state_dict"):
+            return self.init.state_dict()
+        return self.init
 
     def certify(self, X):
         """Predict and certify every row (see :class:`~sklearn_certify.RABClassifier`).
