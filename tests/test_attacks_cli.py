@@ -1,13 +1,24 @@
 """``sklearn-certify evaluate``: the harness from the command line."""
 
+import argparse
 import json
+import re
 
 import numpy as np
 import pytest
 
 import sklearn_certify.attacks
 from sklearn_certify import DPAClassifier, RABClassifier, RandomizedSmoothingClassifier
-from tests._cli_helpers import digits_csv, read_rows, run_cli, user_error
+from sklearn_certify.cli import build_parser
+from sklearn_certify.datasets import load_digits
+from tests._cli_helpers import (
+    digits_csv,
+    digits_table,
+    read_rows,
+    run_cli,
+    user_error,
+    write_csv,
+)
 
 FAST = ["--n-partitions", "10", "--base", "tree"]
 
@@ -172,7 +183,28 @@ CASES = [
         "targets label 0, which the training rows do not have",
     ),
     (["--attack", "backdoor", "--budgets", "5000"], "budget=5000 is more than the"),
-    (["--attack", "label_flip", "--strategy", "nearest", "--budgets", "5000"], "use budgets up to"),
+    (
+        ["--attack", "label_flip", "--strategy", "nearest", "--budgets", "5000"],
+        "budget=5000 is more than the 1216 training rows not labelled 8 (the rarest label)",
+    ),
+    (
+        ["--attack", "feature_collision", "--budgets", "0", "100000"],
+        "--budgets 0 100000: Against evaluated test point 0: budget=100000 is more than the "
+        "137 training rows labelled base_label=3",
+    ),
+    (
+        ["--method", "rab", "--attack", "feature_collision", "--budgets", "0", "3", "100000"],
+        "budget=100000 is more than the",
+    ),
+    (
+        ["--attack", "backdoor", "--budgets", "1", "--label-column", "y"],
+        "--label-column: only for .csv files, not --data digits",
+    ),
+    (
+        ["--attack", "backdoor", "--budgets", "0", "--digits", "3", "--target-label", "3"],
+        "every training row has label 3; an attack and a certificate need at least two "
+        "labels: keep at least two --digits",
+    ),
     (["--attack", "backdoor", "--budgets", "1", "--test-size", "0.5"], "fixed test split"),
     (["--attack", "backdoor", "--budgets", "1", "--digits", "12"], "--digits: digits must be"),
     (
@@ -194,7 +226,8 @@ CASES = [
     ),
     (
         ["--attack", "backdoor", "--budgets", "1", "--target-label", "2", "--n-test", "1"],
-        "none of these test rows",
+        "--n-test 1: the first 1 test rows all have label 2, the target label (--target-label), "
+        "and --attack backdoor is evaluated on rows of other labels; raise --n-test.",
     ),
     (["--attack", "backdoor", "--budgets", "1", "--strength", "0"], "argument --strength"),
     (
@@ -248,6 +281,64 @@ CASES = [
 @pytest.mark.parametrize(("extra", "expected"), CASES)
 def test_bad_evaluate_options(tmp_path, capsys, no_fit, extra, expected):
     assert expected in user_error(["evaluate", "--out", tmp_path / "out", *extra], capsys)
+    assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def test_one_label_blames_the_labels_not_n_test(tmp_path, capsys, no_fit):
+    """One-class training rows: the message names the labels and the fix, for every attack."""
+    data = digits_csv(tmp_path / "d.csv", n=60)
+    rows = read_rows(data)
+    write_csv(tmp_path / "one.csv", list(rows[0]), [[*list(r.values())[:-1], 0] for r in rows])
+    for attack in ("backdoor", "feature_collision", "label_flip", "partition_insertion"):
+        argv = ["evaluate", "--data", tmp_path / "one.csv", "--attack", attack, "--budgets", "0"]
+        line = user_error([*argv, "--out", tmp_path / "o"], capsys)
+        assert "every training row has label 0" in line and "add rows of another label" in line
+        assert "--n-test" not in line
+
+
+def test_test_rows_of_the_target_label_alone_name_the_fix(tmp_path, capsys, no_fit):
+    X, y = load_digits(digits=(0, 1))
+    npz = tmp_path / "d.npz"
+    np.savez(npz, X=X[:100], y=y[:100], X_test=X[100:][y[100:] == 0], y_test=y[100:][y[100:] == 0])
+    argv = ["evaluate", "--data", npz, "--attack", "backdoor", "--budgets", "0"]
+    line = user_error([*argv, "--out", tmp_path / "o"], capsys)
+    assert "every test row has label 0: choose another --target-label" in line
+
+
+def _options(command: str) -> set:
+    parser = build_parser()
+    (commands,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {o for action in commands.choices[command]._actions for o in action.option_strings}
+
+
+@pytest.mark.parametrize("command", ["bound", "certify", "evaluate"])
+def test_every_option_a_file_message_suggests_exists(tmp_path, capsys, command):
+    """A file without the expected label column or arrays: each --option named is the command's."""
+    X, y, names = digits_table(n=40)
+    csv_file = write_csv(tmp_path / "d.csv", [*names, "digit"], [[*x, 1] for x in X])
+    np.savez(tmp_path / "d.npz", A=X, b=y)
+    extra = {"evaluate": ["--attack", "backdoor", "--budgets", "0"]}.get(command, [])
+    for data in (csv_file, tmp_path / "d.npz"):
+        line = user_error([command, "--data", data, *extra, "--out", tmp_path / "o"], capsys)
+        suggested = set(re.findall(r"--[a-z][a-z-]*", line))
+        assert suggested and suggested <= _options(command), (command, line)
+
+
+def test_the_label_column_the_message_suggests_is_an_option(tmp_path, capsys):
+    """evaluate suggests --label-column for a .csv without 'label'; following it works."""
+    X, y, names = digits_table(n=120)
+    rows = [[*x, t] for x, t in zip(X, y, strict=True)]
+    data = write_csv(tmp_path / "d.csv", [*names, "digit"], rows)
+    argv = ["evaluate", "--data", data, "--attack", "backdoor", "--budgets", "0", "2", *FAST]
+    line = user_error([*argv, "--out", tmp_path / "a"], capsys)
+    assert "Name the label column with --label-column NAME" in line
+    code, _, err = run_cli([*argv, "--label-column", "digit", "--out", tmp_path / "b"], capsys)
+    assert code == 0, err
+    assert len(read_rows(tmp_path / "b" / "attack_table.csv")) == 2
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    npz = ["evaluate", "--data", tmp_path / "d.npz", "--attack", "backdoor", "--budgets", "0"]
+    line = user_error([*npz, "--label-column", "digit", "--out", tmp_path / "c"], capsys)
+    assert "--label-column: only for .csv files" in line
 
 
 def test_bad_evaluate_files(tmp_path, capsys, no_fit):

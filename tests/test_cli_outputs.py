@@ -74,7 +74,7 @@ def test_unwritable_out_fails_before_training(tmp_path, capsys, no_fit, data):
     assert "certificates.csv there is a folder" in user_error(_certify(data, out), capsys)
     demo = ["demo", "--quick", "--out", blocker]
     assert "is a file" in user_error(demo, capsys)
-    bound = ["bound", "--out", blocker / "sub", "--max-iter", "1"]
+    bound = ["bound", "--out", blocker / "sub", "--epsilons", "0", "--max-iter", "1"]
     assert "cannot create the folder" in user_error(bound, capsys)
 
 

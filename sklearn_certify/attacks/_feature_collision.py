@@ -294,7 +294,7 @@ class FeatureCollisionAttack(PoisoningAttack):
         if budget > pool.size:
             raise ValueError(
                 f"budget={budget} is more than the {pool.size} training rows labelled "
-                f"base_label={base_label!r} that this attack can move."
+                f"base_label={np.asarray(base_label).item()!r} that this attack can move."
             )
         return distance, base_label, pool, start
 

@@ -346,7 +346,13 @@ def _npz_table(arrays, x_key: str, y_key: str, path: Path, option: str) -> Table
 
 
 def load_npz(
-    path: Path, option: str, x_key: str, y_key: str, *, labels_required: bool
+    path: Path,
+    option: str,
+    x_key: str,
+    y_key: str,
+    *,
+    labels_required: bool,
+    key_options: bool = False,
 ) -> tuple[Table, Table | None]:
     """Read features, labels and the optional test arrays of an ``.npz`` archive.
 
@@ -361,6 +367,9 @@ def load_npz(
         ``<y_key>_test`` are the optional test arrays.
     labels_required : bool
         Whether a missing ``y_key`` array is an error.
+    key_options : bool, default=False
+        Whether the command has ``--x-key`` / ``--y-key``: a missing array's message
+        then suggests them, else it asks for arrays of these names.
 
     Returns
     -------
@@ -383,10 +392,12 @@ def load_npz(
     arrays = _load_arrays(path, option, [x_key, y_key, tx, ty])
     missing = [key for key in (x_key, y_key) if key not in arrays]
     if x_key in missing or (labels_required and missing):
-        raise CLIError(
-            f"{option} {path} has no array(s) {_shown(missing)}; name the feature and label "
-            "arrays with --x-key / --y-key."
+        fix = (
+            "name the feature and label arrays with --x-key / --y-key"
+            if key_options
+            else f"save the features as {x_key!r} and the labels as {y_key!r}"
         )
+        raise CLIError(f"{option} {path} has no array(s) {_shown(missing)}; {fix}.")
     table = _npz_table(arrays, x_key, y_key, path, option)
     if ty in arrays and tx not in arrays:
         raise CLIError(f"{option} {path} has {ty!r} but no {tx!r}; save both or neither.")

@@ -286,7 +286,9 @@ def _read_csv_inputs(args) -> tuple[Table, Table | None]:
 def _read_npz_inputs(args) -> tuple[Table, Table | None]:
     _refuse(args, ("--label-column",), "only for .csv files")
     x_key, y_key = args.x_key or "X", args.y_key or "y"
-    train, test = load_npz(args.data, "--data", x_key, y_key, labels_required=True)
+    train, test = load_npz(
+        args.data, "--data", x_key, y_key, labels_required=True, key_options=True
+    )
     if args.test_data is None:
         return train, test
     if test is not None:
@@ -294,7 +296,9 @@ def _read_npz_inputs(args) -> tuple[Table, Table | None]:
             f"--data {args.data} holds its own test arrays ({test.source}) and --test-data is "
             "given too; drop one of them."
         )
-    test, extra = load_npz(args.test_data, "--test-data", x_key, y_key, labels_required=False)
+    test, extra = load_npz(
+        args.test_data, "--test-data", x_key, y_key, labels_required=False, key_options=True
+    )
     if extra is not None:
         raise CLIError(
             f"--test-data {args.test_data} holds test arrays ({x_key}_test) too; certify "

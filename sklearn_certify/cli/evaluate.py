@@ -98,6 +98,7 @@ SMOOTHING_DEFAULTS = {
 METHOD_ATTACKS = {"rab": ("backdoor", "feature_collision"), "cohen": ("backdoor",)}
 
 BUNDLED = "digits"
+DEFAULT_LABEL_COLUMN = "label"
 DEFAULT_OUT = Path("sklearn_certify_evaluate")
 DEFAULT_TEST_SIZE = 0.25
 #: Test points a per-target attack is evaluated on unless --n-test says otherwise: it refits
@@ -125,9 +126,16 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         default=BUNDLED,
         metavar="DATA",
         help=f"{BUNDLED!r}: scikit-learn's bundled 8x8 digits with their fixed train/test "
-        "split; or a .csv file whose first line is a header (the label column is named "
-        "'label', every other column is a numeric feature); or a .npz file with arrays X, y "
-        "and optionally X_test, y_test (default: %(default)s)",
+        "split; or a .csv file whose first line is a header (the label column is found by "
+        "name, see --label-column; every other column is a numeric feature); or a .npz file "
+        "with arrays X, y and optionally X_test, y_test (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--label-column",
+        default=None,
+        metavar="NAME",
+        help=f".csv only: header name of the label column (default: {DEFAULT_LABEL_COLUMN!r}); "
+        "columns are never picked by position",
     )
     parser.add_argument(
         "--digits",
@@ -444,6 +452,8 @@ def _load(args):
 
         if args.test_size is not None:
             raise CLIError(f"--test-size: --data {BUNDLED} has a fixed test split; drop it.")
+        if args.label_column is not None:
+            raise CLIError(f"--label-column: only for .csv files, not --data {BUNDLED}; drop it.")
         try:
             X, y = load_digits(digits=args.digits, split="train")
             X_test, y_test = load_digits(digits=args.digits, split="test")
@@ -453,8 +463,11 @@ def _load(args):
     path = Path(args.data)
     kind = check_input_file(path, "--data")
     if kind == ".csv":
-        train, test = load_csv(path, "--data", "label", labels_required=True), None
+        label = args.label_column or DEFAULT_LABEL_COLUMN
+        train, test = load_csv(path, "--data", label, labels_required=True), None
     else:
+        if args.label_column is not None:
+            raise CLIError("--label-column: only for .csv files; drop it.")
         train, test = load_npz(path, "--data", "X", "y", labels_required=True)
     if test is not None:
         if args.test_size is not None:
@@ -524,26 +537,50 @@ def _attack(args, y):
     )
 
 
-def _dry_run(args, attack, X, y) -> None:
-    """Poison once at the largest budget (global attacks; cheap) to catch impossible options."""
-    if args.attack == "sphere_slab" and np.unique(y).size != 2:
+def _check_classes(args, y) -> None:
+    """Refuse training rows of one label, or of more than two for sphere_slab."""
+    labels = np.unique(y)
+    if labels.size < 2:
+        hint = "keep at least two --digits" if args.data == BUNDLED else "add rows of another label"
         raise CLIError(
-            f"--attack sphere_slab needs two classes, the training rows have "
-            f"{np.unique(y).size}; with --data {BUNDLED} use e.g. --digits 1 7."
+            f"--data {args.data}: every training row has label {labels[0].item()!r}; an attack "
+            f"and a certificate need at least two labels: {hint}."
         )
-    largest = max(args.budgets)
-    if attack.per_target:
-        limit = y.shape[0] - int(np.max(np.unique(y, return_counts=True)[1]))
-        if args.attack == "label_flip" and largest > limit:
+    if args.attack == "sphere_slab" and labels.size != 2:
+        raise CLIError(
+            f"--attack sphere_slab needs two classes, the training rows have {labels.size}; "
+            f"with --data {BUNDLED} use e.g. --digits 1 7."
+        )
+
+
+def _test_rows(args, attack, X_test, y_test):
+    """The first --n-test test rows, refused when the attack is evaluated on none of them."""
+    n_test = args.n_test or (DEFAULT_N_TARGETS if attack.per_target else X_test.shape[0])
+    if attack.evaluation_rows(y_test[:n_test]).size == 0:
+        label = attack.target_label
+        if attack.evaluation_rows(y_test).size == 0:
             raise CLIError(
-                f"--budgets {largest}: nearest label flips need rows of other labels than the "
-                f"one flipped to; use budgets up to {limit}."
+                f"--attack {args.attack} is evaluated on test rows of other labels than its "
+                f"target label {label} (--target-label), and every test row has label {label}: "
+                "choose another --target-label, or give test rows of other labels."
             )
-        return
+        raise CLIError(
+            f"--n-test {n_test}: the first {n_test} test rows all have label {label}, the "
+            f"target label (--target-label), and --attack {args.attack} is evaluated on rows "
+            "of other labels; raise --n-test."
+        )
+    return X_test[:n_test], y_test[:n_test]
+
+
+def _check_evaluation(args, classifier, attack, data) -> None:
+    """The harness's own checks of every budget and of the pairing, before any training."""
+    from sklearn_certify.attacks._evaluate import check_evaluation
+
     try:
-        attack.poison(X, y, largest)
-    except ValueError as exc:
-        raise CLIError(f"--attack {args.attack} --budgets {largest}: {exc}") from exc
+        check_evaluation(classifier, attack, *data, args.budgets)
+    except (TypeError, ValueError) as exc:
+        budgets = " ".join(str(b) for b in args.budgets)
+        raise CLIError(f"--attack {args.attack} --budgets {budgets}: {exc}") from exc
 
 
 def _classifier(args):
@@ -680,17 +717,13 @@ def run(args) -> int:
     _check_attack_options(args)
     _check_options(args)
     X, y, X_test, y_test, source = _load(args)
+    _check_classes(args, y)
     if args.method == "dpa":
         _check_training_rows(args, X)
     attack = _attack(args, y)
-    _dry_run(args, attack, X, y)
-    n_test = args.n_test or (DEFAULT_N_TARGETS if attack.per_target else X_test.shape[0])
-    X_test, y_test = X_test[:n_test], y_test[:n_test]
-    if attack.evaluation_rows(y_test).size == 0:
-        raise CLIError(
-            f"--n-test {n_test}: none of these test rows has a label other than "
-            f"--target-label {attack.target_label}; raise --n-test."
-        )
+    X_test, y_test = _test_rows(args, attack, X_test, y_test)
+    classifier = _classifier(args)
+    _check_evaluation(args, classifier, attack, (X, y, X_test, y_test))
     inputs = [] if args.data == BUNDLED else [("--data", Path(args.data))]
     paths = prepare_out_dir(args.out, EVALUATE_OUTPUTS, inputs)
     method, described = _method_settings(args)
@@ -698,7 +731,7 @@ def run(args) -> int:
         f"{args.attack} against {described} on {source}; {X_test.shape[0]} test rows.", flush=True
     )
     rows = evaluate_under_attack(
-        _classifier(args), attack, X, y, X_test, y_test, args.budgets, on_violation="warn"
+        classifier, attack, X, y, X_test, y_test, args.budgets, on_violation="warn"
     )
     settings = {
         "attack": args.attack,
