@@ -234,7 +234,10 @@ class PoisonResult:
 
     @property
     def changes(self) -> frozenset:
-        """What this poisoning changed: a subset of :data:`CHANGES`."""
+        """What this poisoning changed: a subset of ``{"rows", "features", "labels"}``.
+
+        ``"rows"``: rows inserted or deleted; ``"features"``, ``"labels"``: of rows kept.
+        """
         made = {
             "rows": bool(self.added.size or self.removed.size),
             "features": bool(np.any(self.feature_l2 > 0)),
@@ -375,7 +378,7 @@ class PoisoningAttack(BaseEstimator, metaclass=ABCMeta):
 
     @property
     def changes(self) -> frozenset:
-        """What this attack's poisonings may change: a subset of :data:`CHANGES`.
+        """What this attack's poisonings may change: a subset of ``{"rows", "features", "labels"}``.
 
         Read before anything is trained, to refuse a certificate that does not count these
         changes. Empty when an attack does not say (the cost of each poisoning is still

@@ -466,9 +466,10 @@ def evaluate_under_attack(
         attack changes what the certificate does not count (rows or features against a
         label-flip certificate; inserted rows or labels against RAB; any training change
         against test-time smoothing), or when a budget is more than the attack can spend.
-        All of these are checked before anything is trained (:func:`check_evaluation`),
-        as far as the attack declares what it changes and what it can spend
-        (:attr:`PoisoningAttack.changes`, :meth:`PoisoningAttack.validate_budget`); each
+        All of these are checked before anything is trained, as far as the attack
+        declares what it changes and what it can spend
+        (:attr:`~sklearn_certify.attacks.PoisoningAttack.changes`,
+        :meth:`~sklearn_certify.attacks.PoisoningAttack.validate_budget`); each
         poisoning's cost is checked again once it is made.
 
     Examples
