@@ -27,19 +27,28 @@ from sklearn_certify.bounds._smoothing_certify import (
     SmoothingBounds,
     cohen_certify,
     cohen_predict,
+    gaussian_certify,
     hoeffding_certify,
     rab_eval_certify,
     simultaneous_certify,
+)
+from sklearn_certify.bounds._vote_bounds import (
+    VoteBounds,
+    cohen_vote_bounds,
+    hoeffding_vote_bounds,
+    simultaneous_vote_bounds,
 )
 
 __all__ = [
     "ABSTAIN",
     "SmoothingBounds",
+    "VoteBounds",
     "clopper_pearson_lower",
     "clopper_pearson_upper",
     "cohen_certify",
     "cohen_predict",
     "cohen_radius",
+    "cohen_vote_bounds",
     "dpa_radius",
     "fa_bucket_learners",
     "fa_learner_buckets",
@@ -47,8 +56,10 @@ __all__ = [
     "fa_runoff_radius",
     "fa_shifts",
     "fa_vote_counts",
+    "gaussian_certify",
     "hoeffding_bounds",
     "hoeffding_certify",
+    "hoeffding_vote_bounds",
     "l2_radius_per_sample",
     "linf_to_l2",
     "plurality_vote",
@@ -57,4 +68,5 @@ __all__ = [
     "runoff_predict",
     "runoff_radius",
     "simultaneous_certify",
+    "simultaneous_vote_bounds",
 ]

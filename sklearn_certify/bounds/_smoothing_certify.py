@@ -1,10 +1,12 @@
-"""Smoothing certificates from the members' votes or scores: counts in, bounds and radius out.
+"""Gaussian smoothing certificates: vote bounds followed by the Gaussian l2 radius map.
 
-Every function here certifies a *smoothed* classifier from ``N`` independent draws of it (the
-members of a smoothing ensemble, or Cohen et al.'s noise samples) and holds at level ``alpha``:
-with probability at least ``1 - alpha`` over the draws, the returned ``p_lower`` and
-``p_upper`` bound the top class's and every other class's probability, so the prediction
-cannot change under any perturbation whose l2 norm stays below ``radius``.
+Every ``*_certify`` function here is a statistic of :mod:`~sklearn_certify.bounds` (one of
+:func:`~sklearn_certify.bounds.cohen_vote_bounds`,
+:func:`~sklearn_certify.bounds.simultaneous_vote_bounds`,
+:func:`~sklearn_certify.bounds.hoeffding_vote_bounds`) followed by the Gaussian radius map
+:func:`gaussian_certify`. With probability at least ``1 - alpha`` over the draws, the returned
+``p_lower`` and ``p_upper`` bound the top class's and every other class's probability, so the
+prediction cannot change under any perturbation whose l2 norm stays below ``radius``.
 """
 
 from __future__ import annotations
@@ -14,17 +16,22 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
-from sklearn_certify._validation import check_alpha, check_counts, check_positive
-from sklearn_certify.bounds._smoothing import (
-    clopper_pearson_lower,
-    clopper_pearson_upper,
-    rab_radius,
+from sklearn_certify._validation import check_alpha, check_positive
+from sklearn_certify.bounds._smoothing import rab_radius
+from sklearn_certify.bounds._vote_bounds import (
+    VoteBounds,
+    _counts_matrix,
+    _probability_matrix,
+    cohen_vote_bounds,
+    hoeffding_vote_bounds,
+    simultaneous_vote_bounds,
 )
 
 __all__ = [
     "SmoothingBounds",
     "cohen_certify",
     "cohen_predict",
+    "gaussian_certify",
     "hoeffding_certify",
     "rab_eval_certify",
     "simultaneous_certify",
@@ -41,22 +48,39 @@ class SmoothingBounds(NamedTuple):
     abstain: np.ndarray  #: True where ``p_lower <= p_upper`` (nothing certified)
 
 
-def _counts_matrix(name: str, counts) -> np.ndarray:
-    counts = check_counts(name, counts, ndim=2)
-    if counts.shape[1] < 2:
-        raise ValueError(f"{name} needs at least 2 class columns, got {counts.shape[1]}.")
-    return counts
+def gaussian_certify(vote_bounds: VoteBounds, sigma: float) -> SmoothingBounds:
+    """The Gaussian l2 radius map: ``sigma/2 (Phi^-1(p_lower) - Phi^-1(p_upper))``.
 
+    Applied to vote bounds of a classifier smoothed with Gaussian noise of standard
+    deviation ``sigma`` (Cohen et al. 2019 with ``p_upper = 1 - p_lower``; Weber et al.'s RAB
+    for the training set), it gives the l2 radius within which the smoothed prediction
+    cannot change; the row is abstained on (radius 0) where the bounds do not separate.
 
-def _finish(prediction, p_lower, p_upper, sigma) -> SmoothingBounds:
-    """Radius ``sigma/2 (Phi^-1(p_lower) - Phi^-1(p_upper))`` where the bounds separate."""
-    p_lower = np.asarray(p_lower, dtype=float)
-    p_upper = np.asarray(p_upper, dtype=float)
-    abstain = ~(p_lower > p_upper)
+    Parameters
+    ----------
+    vote_bounds : VoteBounds
+        From one of the vote-bound statistics.
+    sigma : float
+        Noise standard deviation, in the units of the radius.
+
+    Returns
+    -------
+    SmoothingBounds
+
+    Examples
+    --------
+    >>> from sklearn_certify.bounds import cohen_vote_bounds, gaussian_certify
+    >>> out = gaussian_certify(cohen_vote_bounds([[2, 98]], [[10, 990]], 0.001), sigma=0.5)
+    >>> round(float(out.radius[0]), 6), bool(out.abstain[0])
+    (0.989005, False)
+    """
+    sigma = check_positive("sigma", sigma)
+    p_lower, p_upper = vote_bounds.p_lower, vote_bounds.p_upper
+    abstain = ~vote_bounds.separated
     # clip only to evaluate the formula where it is used; the bounds are returned as computed
     radius = rab_radius(np.where(abstain, 0.5, p_lower), np.where(abstain, 0.5, p_upper), sigma)
     return SmoothingBounds(
-        prediction=np.asarray(prediction, dtype=np.int64),
+        prediction=vote_bounds.prediction,
         p_lower=p_lower,
         p_upper=p_upper,
         radius=np.where(abstain, 0.0, radius),
@@ -69,11 +93,8 @@ def cohen_certify(
 ) -> SmoothingBounds:
     """Cohen et al.'s CERTIFY: select the class on one set of draws, bound it on another.
 
-    The class is the most frequent among ``counts_select`` (ties to the smaller index);
-    ``p_lower`` is the one-sided ``(1 - alpha)`` Clopper-Pearson bound on its frequency in
-    ``counts_estimate``, independent draws, and every other class is bounded by
-    ``p_upper = 1 - p_lower``. The radius is then ``sigma * Phi^-1(p_lower)``. Selecting and
-    estimating on separate draws is what makes one bound at level ``alpha`` enough.
+    :func:`~sklearn_certify.bounds.cohen_vote_bounds` followed by :func:`gaussian_certify`:
+    the radius is ``sigma * Phi^-1(p_lower)``.
 
     Parameters
     ----------
@@ -100,39 +121,16 @@ def cohen_certify(
     >>> int(out.prediction[0]), round(float(out.p_lower[0]), 10), round(float(out.radius[0]), 6)
     (1, 0.9760361872, 0.989005)
     """
-    alpha = check_alpha(alpha)
     sigma = check_positive("sigma", sigma)
-    select = _counts_matrix("counts_select", counts_select)
-    estimate = _counts_matrix("counts_estimate", counts_estimate)
-    if select.shape != estimate.shape:
-        raise ValueError(
-            f"counts_select {select.shape} and counts_estimate {estimate.shape} must have the "
-            "same shape."
-        )
-    prediction = np.argmax(select, axis=1)
-    n = _draws("n_estimate", n_estimate, estimate)
-    n_a = estimate[np.arange(len(n)), prediction]
-    p_lower = clopper_pearson_lower(n_a, np.maximum(n, 1), alpha) if n.size else np.zeros(0)
-    return _finish(prediction, p_lower, 1.0 - p_lower, sigma)
+    votes = cohen_vote_bounds(counts_select, counts_estimate, alpha, n_estimate=n_estimate)
+    return gaussian_certify(votes, sigma)
 
 
 def simultaneous_certify(counts, alpha: float, sigma: float, *, n_draws=None) -> SmoothingBounds:
-    """Every draw selects and estimates: Clopper-Pearson bounds that hold for all classes at once.
+    """Every draw selects and estimates, with bounds that hold for all classes at once.
 
-    The top class comes from the same counts it is bounded with, so its bound must hold
-    whichever class the data make the top one. With ``K`` classes:
-
-    * ``K == 2``: a one-sided lower bound at ``alpha / 2`` for each class (union bound over
-      the two), ``p_lower`` the top class's, ``p_upper = 1 - p_lower``;
-    * ``K > 2``: a two-sided interval at ``alpha / K`` for each class (one-sided
-      ``alpha / (2K)`` on each side), so that all of them hold together with probability at
-      least ``1 - alpha``; ``p_lower`` is the top class's lower end and ``p_upper`` the
-      smaller of the other classes' largest upper end and ``1 - p_lower``.
-
-    Why not ``alpha / K`` per one-sided bound for ``K > 2``: which class is bounded from
-    below and which from above depends on the counts, so each class may fail on either side,
-    and the union bound then only gives ``2 alpha``; ``alpha / (2K)`` per side makes it
-    ``alpha``.
+    :func:`~sklearn_certify.bounds.simultaneous_vote_bounds` followed by
+    :func:`gaussian_certify`.
 
     Parameters
     ----------
@@ -158,26 +156,8 @@ def simultaneous_certify(counts, alpha: float, sigma: float, *, n_draws=None) ->
     >>> round(float(out.radius[0]), 6)
     1.104099
     """
-    alpha = check_alpha(alpha)
     sigma = check_positive("sigma", sigma)
-    counts = _counts_matrix("counts", counts)
-    n_samples, n_classes = counts.shape
-    rows = np.arange(n_samples)
-    prediction = np.argmax(counts, axis=1)
-    if not n_samples:
-        empty = np.zeros(0)
-        return _finish(prediction, empty, empty, sigma)
-    n = np.maximum(_draws("n_draws", n_draws, counts), 1)
-    n_a = counts[rows, prediction]
-    if n_classes == 2:
-        p_lower = clopper_pearson_lower(n_a, n, alpha / 2)
-        return _finish(prediction, p_lower, 1.0 - p_lower, sigma)
-    level = alpha / (2 * n_classes)
-    p_lower = clopper_pearson_lower(n_a, n, level)
-    others = clopper_pearson_upper(counts, n[:, None], level)
-    others[rows, prediction] = -np.inf
-    p_upper = np.minimum(others.max(axis=1), 1.0 - p_lower)
-    return _finish(prediction, p_lower, p_upper, sigma)
+    return gaussian_certify(simultaneous_vote_bounds(counts, alpha, n_draws=n_draws), sigma)
 
 
 def hoeffding_certify(
@@ -185,14 +165,8 @@ def hoeffding_certify(
 ) -> SmoothingBounds:
     """Hoeffding bounds on averaged member probabilities (RAB's statistic, made sound).
 
-    The smoothed classifier here is soft: the expected probability each class gets. The class
-    is the largest average among the selection members (``mean_select``, ties to the smaller
-    index); on ``n_estimate`` other members, ``p_lower = mean - sqrt(ln(2 / alpha) / (2 n))``
-    holds with probability ``1 - alpha / 2``, and the other classes' averages plus
-    ``sqrt(ln(2 (K - 1) / alpha) / (2 n))`` hold together with probability ``1 - alpha / 2``
-    (union bound over the ``K - 1`` classes); ``p_upper`` is the largest of those, capped at
-    ``1 - p_lower``. Unlike the official RAB evaluation (:func:`rab_eval_certify`), the class
-    is not selected from the draws that bound it, and the two bounds share ``alpha``.
+    :func:`~sklearn_certify.bounds.hoeffding_vote_bounds` followed by
+    :func:`gaussian_certify`.
 
     Parameters
     ----------
@@ -220,48 +194,9 @@ def hoeffding_certify(
     >>> bool(np.isclose(out.p_lower[0], 0.9 - eps)), bool(np.isclose(out.p_upper[0], 0.1 + eps))
     (True, True)
     """
-    alpha = check_alpha(alpha)
     sigma = check_positive("sigma", sigma)
-    if isinstance(n_estimate, bool) or not isinstance(n_estimate, (int, np.integer)):
-        raise TypeError(f"n_estimate must be an int, got {n_estimate!r}.")
-    if n_estimate < 1:
-        raise ValueError(f"n_estimate must be >= 1, got {n_estimate}.")
-    select = _probability_matrix("mean_select", mean_select)
-    estimate = _probability_matrix("mean_estimate", mean_estimate)
-    if select.shape != estimate.shape:
-        raise ValueError(
-            f"mean_select {select.shape} and mean_estimate {estimate.shape} must have the same "
-            "shape."
-        )
-    n_samples, n_classes = estimate.shape
-    rows = np.arange(n_samples)
-    prediction = np.argmax(select, axis=1)
-    p_lower = estimate[rows, prediction] - np.sqrt(np.log(2.0 / alpha) / (2.0 * n_estimate))
-    others = estimate.copy()
-    others[rows, prediction] = -np.inf
-    eps_b = np.sqrt(np.log(2.0 * (n_classes - 1) / alpha) / (2.0 * n_estimate))
-    p_upper = np.minimum(others.max(axis=1) + eps_b, 1.0 - p_lower)
-    return _finish(prediction, np.clip(p_lower, 0.0, 1.0), np.clip(p_upper, 0.0, 1.0), sigma)
-
-
-def _draws(name: str, value, counts: np.ndarray) -> np.ndarray:
-    """Draws per row: ``value`` broadcast to the rows, at least each row's total count."""
-    totals = counts.sum(axis=1)
-    if value is None:
-        return totals
-    draws = np.broadcast_to(check_counts(name, value), totals.shape)
-    if np.any(draws < totals):
-        raise ValueError(f"{name} must be at least the number of votes counted in each row.")
-    return draws
-
-
-def _probability_matrix(name: str, value) -> np.ndarray:
-    from sklearn_certify._validation import check_probabilities
-
-    array = check_probabilities(name, value)
-    if array.ndim != 2 or array.shape[1] < 2:
-        raise ValueError(f"{name} must have shape (n_samples, n_classes >= 2), got {array.shape}.")
-    return array
+    votes = hoeffding_vote_bounds(mean_select, mean_estimate, n_estimate, alpha)
+    return gaussian_certify(votes, sigma)
 
 
 def cohen_predict(counts, alpha: float) -> tuple[np.ndarray, np.ndarray]:

@@ -43,13 +43,16 @@ from sklearn_certify.ensemble._skorch import check_net, is_skorch_net, nested_ne
 from sklearn_certify.ensemble._stacked import StackedMembers
 from sklearn_certify.ensemble._threads import MEMBER_THREADS
 from sklearn_certify.ensemble._vectorized import fit_vectorized
+from sklearn_certify.ensemble._vote import BOUNDS, BaseVoteEnsemble
 
 __all__ = [
     "ALL_ROWS",
+    "BOUNDS",
     "ENGINES",
     "MEMBER_THREADS",
     "AbstainMember",
     "BaseCertifiedEnsemble",
+    "BaseVoteEnsemble",
     "ConstantMember",
     "DegenerateMemberWarning",
     "EngineFallbackWarning",
