@@ -82,7 +82,9 @@ class BaseCertifiedEnsemble(
     A subclass supplies only what differs:
 
     * ``_member_plan(X, y_encoded)``: a :class:`~sklearn_certify.ensemble.MemberPlan` over
-      all members (its ids ``0 .. n_members-1``), called once per ``fit`` after validation;
+      all members (its ids ``0 .. n_members-1``), called once per ``fit`` after validation
+      and after ``seed_`` is drawn (a plan that needs randomness derives it from ``seed_``
+      with :func:`~sklearn_certify.ensemble.member_seed`);
     * ``_aggregate(scores, abstain)``: from member scores ``(n, n_members, n_classes)`` and
       the ``(n, n_members)`` mask of abstentions (members without rows, and members whose
       scores on a row are NaN), a dict with ``prediction`` (class indices), ``radius``,
@@ -210,10 +212,10 @@ class BaseCertifiedEnsemble(
         self.classes_, y_encoded = np.unique(y, return_inverse=True)
         y_encoded = y_encoded.astype(np.int64)
         self._check_options(X, y_encoded)
+        self.seed_ = int(check_random_state(self.random_state).randint(_MAX_SEED))
         plan = self._member_plan(X, y_encoded)
         X_fit = self._fit_features(X)
         status, fixed = self._degenerate_members(plan, y_encoded)
-        self.seed_ = int(check_random_state(self.random_state).randint(_MAX_SEED))
         trained = np.flatnonzero(status == "trained")
         self._check_member_sizes(plan.sizes(X.shape[0])[trained])
         if trained.size:
