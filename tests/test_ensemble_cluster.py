@@ -19,7 +19,7 @@ from joblib import parallel_config
 from skorch import NeuralNetClassifier
 
 from sklearn_certify.ensemble import fit_members
-from sklearn_certify.ensemble._loop import classes_defined_in_main
+from sklearn_certify.ensemble._loop import _shares_main, classes_defined_in_main
 from tests._ensemble_helpers import TinyMLP, disjoint_subsets, first_digits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,6 +138,20 @@ def test_process_backends_refuse_main_classes_before_training():
             fit_members(
                 net, X, y, subsets, n_classes=10, random_state=0, n_jobs=2, engine="loop"
             )
+
+
+def test_which_backends_share_main():
+    """Threads and forked workers see ``__main__``; spawned ones and ray's pool do not."""
+    from joblib.parallel import LokyBackend, MultiprocessingBackend, ThreadingBackend
+
+    class RayLike(MultiprocessingBackend):  # ray's joblib backend subclasses it
+        pass
+
+    assert _shares_main(ThreadingBackend())
+    assert _shares_main(MultiprocessingBackend(context=get_context("fork")))
+    assert not _shares_main(MultiprocessingBackend(context=get_context("spawn")))
+    assert not _shares_main(RayLike(context=get_context("fork")))
+    assert not _shares_main(LokyBackend())
 
 
 def test_threads_still_train_main_classes():

@@ -136,10 +136,11 @@ def classes_defined_in_main(estimator) -> list:
 
 
 def _shares_main(backend) -> bool:
-    """Whether ``backend``'s workers run in this process, where ``__main__`` is this script."""
+    """Whether ``backend``'s workers see this script's ``__main__``: threads, forks, inproc."""
     if getattr(backend, "uses_threads", False):
         return True
-    if isinstance(backend, MultiprocessingBackend):  # forked workers inherit __main__
+    # forked workers inherit __main__ (ray's backend subclasses this one: its workers do not)
+    if type(backend) is MultiprocessingBackend:
         context = backend.backend_kwargs.get("context") or multiprocessing
         return context.get_start_method() == "fork"
     client = getattr(backend, "client", None)  # joblib's dask backend
