@@ -5,7 +5,12 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
-from sklearn_certify import DPAClassifier, RABClassifier, RandomizedSmoothingClassifier
+from sklearn_certify import (
+    DenoisedSmoothingClassifier,
+    DPAClassifier,
+    RABClassifier,
+    RandomizedSmoothingClassifier,
+)
 from sklearn_certify.attacks import (
     BackdoorAttack,
     FeatureCollisionAttack,
@@ -17,7 +22,7 @@ from sklearn_certify.attacks import (
     evaluate_under_attack,
 )
 from sklearn_certify.attacks._base import CHANGES, measures
-from sklearn_certify.attacks._evaluate import check_evaluation
+from sklearn_certify.attacks._evaluate import _radius_unit, check_evaluation
 from sklearn_certify.datasets import load_digits
 
 X, Y = load_digits(digits=(1, 7), split="train")
@@ -97,6 +102,23 @@ def test_an_attack_outside_the_threat_model_is_refused_before_any_fit(
         evaluate_under_attack(estimator, attack, X, Y, X_TEST[:3], Y_TEST[:3], [0, 2])
     with pytest.raises(error, match=match):
         check_evaluation(estimator, attack, X, Y, X_TEST[:3], Y_TEST[:3], [0, 2])
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        _dpa(),
+        _dpa(threat_model="label_flip"),
+        _rab(),
+        DenoisedSmoothingClassifier(LogisticRegression(), n_estimators=4, random_state=0),
+        _cohen(),
+    ],
+    ids=["dpa", "dpa-label-flip", "rab", "denoised", "cohen"],
+)
+def test_the_unit_read_before_fit_is_the_certificate_unit(estimator):
+    """The pairing is checked with the unit each certificate will have once fitted."""
+    unit = _radius_unit(estimator)
+    assert estimator.fit(X, Y).certify(X_TEST[:2]).unit == unit
 
 
 def test_budget_zero_alone_passes_the_checks(no_fit):
