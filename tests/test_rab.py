@@ -380,3 +380,14 @@ def test_member_outputs_on_fitted_rab_match_member_scores(digits17):
     clf = RABClassifier(_net(), n_estimators=5, test_noise=False, random_state=0).fit(X, y)
     direct = member_outputs(clf.trained_members_, X_test, n_classes=2)
     np.testing.assert_allclose(clf.member_scores(X_test), direct)
+
+
+def test_member_rows_are_every_row_for_every_member(digits17):
+    X, y, _, _ = digits17
+    clf = RABClassifier(LogisticRegression(), n_estimators=3, random_state=0)
+    with pytest.raises(AttributeError, match="not fitted"):
+        clf.member_rows_
+    rows = clf.fit(X, y).member_rows_
+    assert len(rows) == 3
+    for r in rows:
+        np.testing.assert_array_equal(r, np.arange(len(X)))

@@ -236,6 +236,7 @@ class BaseCertifiedEnsemble(
                 )
             except ValueError as exc:
                 raise self._member_fit_error(exc, plan, trained, X.shape[0]) from exc
+        self._member_row_plan = (plan.rows, X.shape[0])
         self.trained_members_ = members
         self.member_status_ = status
         self._fixed_members = fixed
@@ -340,6 +341,25 @@ class BaseCertifiedEnsemble(
                 f"estimator needs more, {self._too_few_rows_hint}."
             )
         return ValueError(message)
+
+    @property
+    def member_rows_(self) -> list:
+        """The training rows each member saw, as indices into the ``X`` given to ``fit``.
+
+        One int64 array per member, in member-id order and in the order the member saw them
+        (``np.arange(n_samples)`` for a member that saw every row through its own view). A
+        clone of the base estimator fitted on ``X[member_rows_[j]]`` (through the member's
+        view, with its seeds) is member ``j``: the rows are regenerated from the fitted plan,
+        as scikit-learn's bagging regenerates ``estimators_samples_``.
+        """
+        if "_member_row_plan" not in self.__dict__:
+            raise AttributeError(
+                f"member_rows_ exists after fit; this {type(self).__name__} is not fitted yet."
+            )
+        rows, n_samples = self._member_row_plan
+        if isinstance(rows, str):  # ALL_ROWS: every member saw every row
+            return [np.arange(n_samples) for _ in range(len(self.member_status_))]
+        return [np.asarray(r, dtype=np.int64) for r in rows]
 
     @property
     def estimators_(self) -> list:

@@ -334,15 +334,6 @@ class DPAClassifier(BaseCertifiedEnsemble):
             return self.feature_extractor_.transform(X)
         return X
 
-    @property
-    def member_rows_(self) -> list:
-        """The training rows each member saw, in the order it saw them (see the class doc)."""
-        if "_partition_plan" not in self.__dict__:
-            raise AttributeError(
-                "member_rows_ exists after fit; this DPAClassifier is not fitted yet."
-            )
-        return self._partition_plan.member_rows
-
     # --------------------------------------------------------------- inspection
     def assign_partitions(self, X, y=None) -> np.ndarray:
         """Partition (bucket) index of every row, from its content alone.
