@@ -16,6 +16,7 @@ from sklearn_certify.denoisers._base import (
     Denoiser,
     IdentityDenoiser,
     as_denoiser,
+    check_data_range,
     check_trusted_denoiser,
     overlapping_rows,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "IdentityDenoiser",
     "as_denoiser",
     "bundled_path",
+    "check_data_range",
     "check_trusted_denoiser",
     "load_bundled",
     "overlapping_rows",

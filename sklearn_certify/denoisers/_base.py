@@ -184,7 +184,7 @@ def check_data_range(denoiser, X, *, sigma: float = 0.0, name: str = "X") -> Non
     --------
     >>> import numpy as np
     >>> from sklearn_certify.denoisers import IdentityDenoiser, load_bundled
-    >>> from sklearn_certify.denoisers._base import check_data_range
+    >>> from sklearn_certify.denoisers import check_data_range
     >>> pixels = np.array([[0.0, 16.0]])
     >>> check_data_range(IdentityDenoiser(), pixels)  # declares no range
     >>> check_data_range(load_bundled("digits"), pixels / 16)
