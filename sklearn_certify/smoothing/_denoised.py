@@ -302,7 +302,7 @@ class DenoisedSmoothingClassifier(BaseSmoothingEnsemble):
     _view_once = True
 
     def _member_view(self):
-        return DenoisedNoiseView(self.sigma, self.denoiser_)
+        return DenoisedNoiseView(self.sigma_, self.denoiser_)
 
     def _member_estimator(self, X, y_encoded):
         """The base net, set to start from ``init``'s weights (``None``: unchanged)."""
