@@ -196,3 +196,20 @@ def test_bad_data():
         upper_bound(X_TOY[:5], Y_TOY[:5], 0.1, rho_sq=1.0)
     with pytest.raises(ValueError, match="rows"):
         upper_bound(X_TOY, Y_TOY[:4], 0.1, rho_sq=1.0)
+
+
+def test_bound_curve_refuses_bad_settings_before_any_bound(monkeypatch):
+    """Every epsilon and the learner are checked before the first (costly) bound."""
+    from sklearn_certify.convex import _curve, bound_curve
+    from sklearn_certify.datasets import load_digits_1v7
+
+    def no_bound(*args, **kwargs):
+        raise AssertionError("a bound was computed before the settings were refused")
+
+    monkeypatch.setattr(_curve, "upper_bound", no_bound)
+    X, y = load_digits_1v7(split="train")
+    with pytest.raises(ValueError, match=r"max_iter=50 .* epsilons 0\.99 .*at least"):
+        bound_curve(X, y, [0.01, 0.99], rho_sq=0.04, max_iter=50)
+    with pytest.raises(ValueError, match="linear_svc.*hinge"):
+        bound_curve(X, y, [0.01], rho_sq=0.04, evaluate=True, learner="linear_svc",
+                    loss="logistic")

@@ -8,10 +8,16 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.utils import check_random_state
 
-from sklearn_certify._validation import check_real_array
+from sklearn_certify._validation import check_real_array, check_scalar_int
 from sklearn_certify.convex._checks import check_data, check_epsilon
-from sklearn_certify.convex._evaluate import AttackEvaluation, evaluate_attack
-from sklearn_certify.convex._upper_bound import UpperBoundResult, _resolve_defense, upper_bound
+from sklearn_certify.convex._evaluate import AttackEvaluation, check_learner, evaluate_attack
+from sklearn_certify.convex._losses import check_loss
+from sklearn_certify.convex._upper_bound import (
+    UpperBoundResult,
+    _resolve_defense,
+    n_poison_points,
+    upper_bound,
+)
 
 __all__ = ["BoundCurve", "bound_curve"]
 
@@ -92,6 +98,25 @@ def _fmt(value) -> str:
     return repr(float(value))
 
 
+def _check_poison_counts(eps: np.ndarray, n: int, max_iter) -> None:
+    """Refuse, before any bound is computed, every epsilon that asks for more than ``max_iter``.
+
+    The online learner yields one candidate poison point per iteration, so ``max_iter`` must
+    reach ``round(epsilon * n)`` for every epsilon (as :func:`upper_bound` requires of one).
+    """
+    max_iter = check_scalar_int("max_iter", max_iter, min_value=1)
+    needed = {float(e): n_poison_points(float(e), n) for e in eps}
+    too_many = {e: k for e, k in needed.items() if k > max_iter}
+    if too_many:
+        shown = ", ".join(f"{e:g}" for e in too_many)
+        most = max(too_many.values())
+        raise ValueError(
+            f"max_iter={max_iter} is smaller than the poison points that epsilons {shown} "
+            f"request (round(epsilon * n) with n={n}: up to {most}); raise max_iter to at "
+            f"least {most} or use smaller epsilons."
+        )
+
+
 def bound_curve(
     X,
     y,
@@ -170,6 +195,9 @@ def bound_curve(
         X_test, y_test = check_data(
             X_test, y_test, names=("X_test", "y_test"), n_features=X.shape[1]
         )
+    _check_poison_counts(eps, X.shape[0], max_iter)
+    if evaluate:
+        check_learner(learner, check_loss(loss))
     defense = _resolve_defense(defense, X, y)
     rng = check_random_state(random_state)
     results: list[UpperBoundResult] = []

@@ -180,6 +180,17 @@ class AttackEvaluation:
     solver_status: str | None = None
 
 
+def check_learner(learner: str, loss: str) -> None:
+    """Refuse a learner that does not exist or cannot train with ``loss``."""
+    if learner not in ("constrained", "linear_svc"):
+        raise ValueError(f"learner must be 'constrained' or 'linear_svc', got {learner!r}.")
+    if learner == "linear_svc" and loss == "logistic":
+        raise ValueError(
+            "learner='linear_svc' supports loss='hinge' or 'squared_hinge'; use one of those, "
+            "or learner='constrained' (any loss)."
+        )
+
+
 def evaluate_attack(
     X,
     y,
@@ -241,16 +252,13 @@ def evaluate_attack(
     X_all = _stack(X, poison_X)
     y_all = np.concatenate([y, poison_y])
     weight_decay, n_warn, status = None, 0, None
+    check_learner(learner, loss)
     if learner == "constrained":
         w, b, status = constrained_linear_fit(
             X_all, y_all, rho_sq=rho_sq, loss=loss, return_status=True
         )
-    elif learner == "linear_svc":
-        if loss == "logistic":
-            raise ValueError("learner='linear_svc' supports loss='hinge' or 'squared_hinge'.")
-        w, b, weight_decay, n_warn = _linear_svc_bisection(X_all, y_all, rho_sq, loss)
     else:
-        raise ValueError(f"learner must be 'constrained' or 'linear_svc', got {learner!r}.")
+        w, b, weight_decay, n_warn = _linear_svc_bisection(X_all, y_all, rho_sq, loss)
 
     n = X.shape[0]
     clean = loss_value(loss, margins(X, y, w, b))
