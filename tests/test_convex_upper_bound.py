@@ -210,6 +210,6 @@ def test_bound_curve_refuses_bad_settings_before_any_bound(monkeypatch):
     X, y = load_digits_1v7(split="train")
     with pytest.raises(ValueError, match=r"max_iter=50 .* epsilons 0\.99 .*at least"):
         bound_curve(X, y, [0.01, 0.99], rho_sq=0.04, max_iter=50)
-    with pytest.raises(ValueError, match="linear_svc.*hinge"):
+    with pytest.raises(ValueError, match=r"linear_svc.*hinge"):
         bound_curve(X, y, [0.01], rho_sq=0.04, evaluate=True, learner="linear_svc",
                     loss="logistic")

@@ -386,7 +386,7 @@ def test_member_rows_are_every_row_for_every_member(digits17):
     X, y, _, _ = digits17
     clf = RABClassifier(LogisticRegression(), n_estimators=3, random_state=0)
     with pytest.raises(AttributeError, match="not fitted"):
-        clf.member_rows_
+        _ = clf.member_rows_
     rows = clf.fit(X, y).member_rows_
     assert len(rows) == 3
     for r in rows:
