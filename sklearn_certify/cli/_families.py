@@ -14,7 +14,15 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["ALPHA", "FAMILIES", "DigitsMLP", "Family", "build_estimator", "load_family_data"]
+__all__ = [
+    "ALPHA",
+    "FAMILIES",
+    "DigitsMLP",
+    "Family",
+    "build_estimator",
+    "load_family_data",
+    "mean_member_accuracy",
+]
 
 #: Level of the three smoothing certificates: each holds with probability >= 1 - ALPHA.
 ALPHA = 0.001
