@@ -5,6 +5,7 @@ its arguments. Radii are relative to the returned prediction; they never look
 at true labels.
 """
 
+from sklearn_certify.bounds._bagging import bagging_kept_probability, bagging_radius
 from sklearn_certify.bounds._conversions import l2_radius_per_sample, linf_to_l2
 from sklearn_certify.bounds._dpa import dpa_radius, plurality_vote
 from sklearn_certify.bounds._fa import (
@@ -43,6 +44,8 @@ __all__ = [
     "ABSTAIN",
     "SmoothingBounds",
     "VoteBounds",
+    "bagging_kept_probability",
+    "bagging_radius",
     "clopper_pearson_lower",
     "clopper_pearson_upper",
     "cohen_certify",
