@@ -169,6 +169,11 @@ class _NeverFit(ClassifierMixin, BaseEstimator):
         (dict(spread=True), TypeError, "spread must be an int"),
         (dict(estimator=DecisionTreeClassifier), TypeError, "not the class"),
         (dict(estimator=KNeighborsClassifier(40)), ValueError, "n_neighbors=40"),
+        (
+            dict(threat_model="label_flip", hash="pixel_sum"),
+            ValueError,
+            "hash='pixel_sum' is unused under threat_model='label_flip'.*drop hash",
+        ),
     ],
 )
 def test_errors_come_before_any_member_is_trained(digits, params, error, match):
@@ -202,5 +207,5 @@ def test_module_classes_from_main_work_with_n_jobs(monkeypatch):
     members = fit_members(net, X, y, MemberPlan(rows), **kw)
     assert len(members) == 2
     with parallel_config(backend="loky"):
-        with pytest.raises(ValueError, match="MainMLP is defined in __main__"):
+        with pytest.raises(TypeError, match="MainMLP is defined in __main__"):
             fit_members(net, X, y, MemberPlan(rows), **kw)

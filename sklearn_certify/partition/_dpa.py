@@ -247,6 +247,12 @@ class DPAClassifier(BaseCertifiedEnsemble):
                 )
             if self.shifts is not None:
                 raise ValueError("shifts only applies to threat_model='general'; leave it as None.")
+            if self.hash != "digest":
+                raise ValueError(
+                    f"hash={self.hash!r} is unused under threat_model='label_flip', whose "
+                    "partitions follow the trusted row order; drop hash (or use "
+                    "threat_model='general', where the hash picks each row's partition)."
+                )
         elif self.feature_extractor is not None:
             raise ValueError(
                 "feature_extractor is fit once on all training rows, which is sound only when "
