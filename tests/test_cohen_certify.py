@@ -141,9 +141,10 @@ def test_draws_are_keyed_by_row_and_draw_number_and_selection_is_separate():
     expected = 0.5 * keyed_normal(seed, ids, (3,), dtype=torch.float64)[0].numpy()
     assert np.allclose(noise, expected, rtol=0, atol=1e-12)
     # predict scores the same estimation draws as certify, and they do not depend on
-    # n_select or batch_size
-    clf.estimator_.seen_.clear()
-    clf.set_params(n_select=2, batch_size=7).predict(x)
+    # n_select or batch_size (a classifier fitted with other values draws the same noise)
+    other = clf.set_params(n_select=2, batch_size=7).fit(X_FIT, Y_FIT)
+    other.predict(x)
+    seen = other.estimator_.seen_
     assert len(seen) == 1
     assert np.allclose(seen[0] - x, expected[5:], rtol=0, atol=1e-12)
 
