@@ -149,7 +149,7 @@ def run_case(
 
     def engine_only():
         plan = MemberPlan(subsets, n_members_total=k)
-        return fit_members(net, X, y, plan, n_classes=10, random_state=0)
+        return fit_members(net, X, y, plan, n_classes=10, seed=0)
 
     for _ in range(repeats):
         t, _ = timed(lambda: net.fit(X, y))
@@ -363,7 +363,7 @@ def main(argv=None):
             )
         )
     if "cnn" in cases:
-        from sklearn_certify.cli.demo import make_digits_net
+        from sklearn_certify.nets import make_digits_net
 
         X, y = load_digits(shape="image", split="train")
         epochs = 5 if args.quick else 30

@@ -58,7 +58,7 @@ autosummary_generate = True
 # ``certify`` on every estimator) but not what it inherits from sklearn, torch or Python,
 # whose documentation covers those: autodoc leaves out members of the classes named here.
 API_MODULES = ["sklearn_certify", *(f"sklearn_certify.{name}" for name in (
-    "attacks", "bounds", "convex", "datasets", "denoisers", "ensemble", "metrics",
+    "attacks", "bounds", "convex", "datasets", "denoisers", "ensemble", "metrics", "nets",
     "partition", "plotting", "smoothing"))]
 autodoc_default_options = {
     "members": True,

@@ -24,9 +24,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from sklearn_certify import DPAClassifier
-from sklearn_certify.cli.demo import make_digits_net
 from sklearn_certify.datasets import load_digits
 from sklearn_certify.metrics import certified_accuracy_curve, median_certified_radius
+from sklearn_certify.nets import make_digits_net
 from sklearn_certify.plotting import plot_certified_accuracy
 
 X, y = load_digits(shape="image", split="train")

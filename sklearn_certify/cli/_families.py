@@ -11,13 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch import nn
 
 __all__ = [
     "ALPHA",
     "FAMILIES",
-    "DigitsMLP",
     "Family",
     "build_estimator",
     "load_family_data",
@@ -102,49 +99,6 @@ FAMILIES = {
 }
 
 
-class DigitsMLP(nn.Module):
-    """A 64-pixel MLP with ``depth`` hidden layers of ``hidden`` units and 10 logits.
-
-    Parameters
-    ----------
-    hidden : int, default=64
-        Width of every hidden layer.
-    depth : int, default=1
-        Number of hidden layers.
-    """
-
-    def __init__(self, hidden: int = 64, depth: int = 1):
-        super().__init__()
-        layers, width = [], 64
-        for _ in range(depth):
-            layers += [nn.Linear(width, hidden), nn.ReLU()]
-            width = hidden
-        self.layers = nn.Sequential(*layers, nn.Linear(width, 10))
-
-    def forward(self, X):
-        return self.layers(X)
-
-
-def _mlp(settings: dict, *, hidden: int, depth: int, epochs: int, batch_size: int, lr: float):
-    from skorch import NeuralNetClassifier
-
-    return NeuralNetClassifier(
-        DigitsMLP,
-        module__hidden=hidden,
-        module__depth=depth,
-        criterion=nn.CrossEntropyLoss,  # the module outputs logits
-        optimizer=torch.optim.SGD,
-        optimizer__momentum=0.9,
-        lr=lr,
-        max_epochs=epochs,
-        batch_size=batch_size,
-        iterator_train__shuffle=True,
-        train_split=None,
-        device=settings["device"],
-        verbose=0,
-    )
-
-
 def build_estimator(key: str, settings: dict):
     """The unfitted certified estimator of family ``key``.
 
@@ -169,12 +123,12 @@ def build_estimator(key: str, settings: dict):
         RABClassifier,
         RandomizedSmoothingClassifier,
     )
-    from sklearn_certify.cli.demo import make_digits_net
+    from sklearn_certify.nets import make_digits_mlp, make_digits_net
 
     s = settings
     common = {"random_state": s["seed"]}
     ensemble = {**common, "n_estimators": s["n_members"], "alpha": ALPHA, "verbose": s["verbose"]}
-    mlp = {"hidden": 64, "depth": 1, "epochs": s["mlp_epochs"], "batch_size": 32, "lr": 0.1}
+    mlp = {"max_epochs": s["mlp_epochs"], "batch_size": 32, "lr": 0.1, "device": s["device"]}
     if key == "dpa":
         net = make_digits_net(max_epochs=s["epochs"], device=s["device"])
         return DPAClassifier(
@@ -187,15 +141,15 @@ def build_estimator(key: str, settings: dict):
             **common,
         )
     if key == "rab":
-        return RABClassifier(_mlp(s, **mlp), sigma=0.5, test_noise=False, **ensemble)
+        return RABClassifier(make_digits_mlp(**mlp), sigma=0.5, test_noise=False, **ensemble)
     if key == "denoised":
         from sklearn_certify.denoisers import load_bundled
 
         denoiser = load_bundled("digits", device=s["device"])
-        return DenoisedSmoothingClassifier(_mlp(s, **mlp), denoiser, sigma=0.25, **ensemble)
-    deep = {**mlp, "hidden": 128, "depth": 2, "epochs": 4 * s["mlp_epochs"], "batch_size": 64}
+        return DenoisedSmoothingClassifier(make_digits_mlp(**mlp), denoiser, sigma=0.25, **ensemble)
+    deep = {**mlp, "hidden": 128, "depth": 2, "max_epochs": 4 * s["mlp_epochs"], "batch_size": 64}
     return RandomizedSmoothingClassifier(
-        _mlp(s, **{**deep, "lr": 0.05}),
+        make_digits_mlp(**{**deep, "lr": 0.05}),
         sigma=0.5,
         n_select=100,
         n_samples=s["n_samples"],

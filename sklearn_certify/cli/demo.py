@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from sklearn_certify.cli._families import (
     ALPHA,
@@ -36,7 +35,7 @@ from sklearn_certify.cli._families import (
 from sklearn_certify.cli._outputs import prepare_out_dir, write_certificates
 from sklearn_certify.cli._parser import CLIError, out_folder, positive_int, seed
 
-__all__ = ["DigitsCNN", "add_parser", "make_digits_net", "run"]
+__all__ = ["add_parser", "run"]
 
 #: ``--quick`` settings: DPA partitions and epochs, training and test rows, smoothing members,
 #: test-time draws, epochs of the smoothing MLPs.
@@ -59,85 +58,6 @@ FULL = {
     "n_samples": 10000,
     "mlp_epochs": 10,
 }
-
-
-class DigitsCNN(nn.Module):
-    """Two 3x3 conv blocks and a linear head for (n, 1, 8, 8) digit images.
-
-    Parameters
-    ----------
-    channels : int, default=16
-        Channels of the first conv block (the second has twice as many).
-    n_classes : int, default=10
-        Output logits.
-    """
-
-    def __init__(self, channels: int = 16, n_classes: int = 10):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, channels, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(channels, 2 * channels, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-        )
-        self.head = nn.Linear(2 * channels * 4, n_classes)
-
-    def forward(self, X):
-        return self.head(self.features(X).flatten(1))
-
-
-def make_digits_net(
-    *,
-    max_epochs: int = 30,
-    lr: float = 0.05,
-    batch_size: int = 16,
-    channels: int = 16,
-    device: str = "cpu",
-):
-    """The skorch net the demo trains on every partition.
-
-    Parameters
-    ----------
-    max_epochs : int, default=30
-        Epochs per member.
-    lr : float, default=0.05
-        SGD learning rate (momentum 0.9).
-    batch_size : int, default=16
-        Mini-batch size.
-    channels : int, default=16
-        Width of :class:`DigitsCNN`.
-    device : str, default="cpu"
-        Torch device, e.g. ``"cuda"``.
-
-    Returns
-    -------
-    skorch.NeuralNetClassifier
-        Unfitted net whose module is the class :class:`DigitsCNN`.
-
-    Examples
-    --------
-    >>> net = make_digits_net(max_epochs=2)
-    >>> net.max_epochs, net.module.__name__
-    (2, 'DigitsCNN')
-    """
-    from skorch import NeuralNetClassifier
-
-    return NeuralNetClassifier(
-        DigitsCNN,
-        module__channels=channels,
-        criterion=nn.CrossEntropyLoss,
-        optimizer=torch.optim.SGD,
-        optimizer__momentum=0.9,
-        lr=lr,
-        max_epochs=max_epochs,
-        batch_size=batch_size,
-        iterator_train__shuffle=True,
-        train_split=None,
-        device=device,
-        verbose=0,
-    )
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
