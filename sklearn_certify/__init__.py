@@ -4,7 +4,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from sklearn_certify._certificate import Certificate
 from sklearn_certify._pipeline import UnsoundPipelineWarning, certify
-from sklearn_certify.partition import DPAClassifier
+from sklearn_certify.partition import CertifiedBaggingClassifier, DPAClassifier
 from sklearn_certify.smoothing import (
     DenoisedSmoothingClassifier,
     RABClassifier,
@@ -18,6 +18,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 
 __all__ = [
     "Certificate",
+    "CertifiedBaggingClassifier",
     "DPAClassifier",
     "DenoisedSmoothingClassifier",
     "RABClassifier",

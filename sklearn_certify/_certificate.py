@@ -8,9 +8,9 @@ import numpy as np
 
 __all__ = ["RADIUS_UNITS", "Certificate"]
 
-#: What a radius can count: training-set changes ("samples", "label_flips", "l2") or a
-#: perturbation of the test input alone ("input_l2").
-RADIUS_UNITS = ("samples", "label_flips", "l2", "input_l2")
+#: What a radius can count: training-set changes ("samples", "rows", "label_flips", "l2") or
+#: a perturbation of the test input alone ("input_l2").
+RADIUS_UNITS = ("samples", "rows", "label_flips", "l2", "input_l2")
 
 
 def _as_1d(name: str, value, n: int | None) -> np.ndarray:
@@ -50,8 +50,10 @@ class Certificate:
         where nothing is certified. Never negative, never NaN.
     abstain : ndarray of bool of shape (n_samples,)
         True where the method abstains; the radius is then 0.
-    unit : {"samples", "label_flips", "l2", "input_l2"}
-        What the radius counts: inserted plus deleted training samples, flipped
+    unit : {"samples", "rows", "label_flips", "l2", "input_l2"}
+        What the radius counts: inserted plus deleted training samples (a modified
+        row counting as both), inserted, deleted or modified training rows counting
+        one each (``"rows"``, :class:`~sklearn_certify.CertifiedBaggingClassifier`), flipped
         training labels, the l2 norm of the total training-set perturbation
         ``sqrt(sum_i ||delta_i||^2)``, or (``"input_l2"``) the l2 norm
         ``||delta||`` of a perturbation of the test input only, the training set
@@ -97,7 +99,8 @@ class Certificate:
             raise ValueError(
                 "Certificate.radius must be non-negative; use 0 where nothing is certified."
             )
-        if self.unit in ("samples", "label_flips") and not np.issubdtype(radius.dtype, np.integer):
+        integral = np.issubdtype(radius.dtype, np.integer)
+        if self.unit in ("samples", "rows", "label_flips") and not integral:
             raise ValueError(f"Certificate.radius must be integer when unit={self.unit!r}.")
         abstain = _as_1d("abstain", self.abstain, n)
         if abstain.dtype != bool:

@@ -190,7 +190,7 @@ def test_other_probabilistic_certificates_are_refused(ones_sevens):
             self.alpha = alpha
 
     X, y, X_test, y_test = ones_sevens
-    with pytest.raises(ValueError, match="for RABClassifier and RandomizedSmoothingClassifier"):
+    with pytest.raises(ValueError, match=r"ensembles .* and RandomizedSmoothingClassifier only"):
         evaluate_under_attack(
             Noisy(KNeighborsClassifier(1), random_state=0),
             _clean_label(),

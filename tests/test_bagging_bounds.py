@@ -49,8 +49,8 @@ def test_hand_derived_k2():
 def test_hand_derived_k1():
     # k = 1: the left side is n'/n - 2 (max(n, n') - r)/n + 1 - Delta. For n' >= n it is
     # (2r - n')/n + 1 - Delta, largest at n' = n: 2r/n - Delta < 0 iff r < n Delta / 2.
-    # n = 100, Delta = 0.5: r < 25, so 24. (Evaluating only n' = n + r, as the official
-    # search does for k = 1, would give r/n - Delta < 0, i.e. 49: see the brute force below.)
+    # n = 100, Delta = 0.5: r < 25, so 24. (Evaluating only the far end n' = n + r would
+    # give r/n - Delta < 0, i.e. 49: the brute force below shows such a claim breaks.)
     assert bagging_radius(0.75, 0.25, n_train=100, sample_size=1) == 24
     # Delta = 1: r < n / 2 exactly; r = 50 gives 0, not < 0.
     assert bagging_radius(1.0, 0.0, n_train=100, sample_size=1) == 49
@@ -223,8 +223,8 @@ def test_brute_force_no_poisoning_within_the_radius_changes_the_prediction():
 def test_brute_force_k1_worst_case_is_n_prime_equal_n():
     # k = 1: each member learns one row and votes its label, so p_c is the share of label c.
     # 6 of 8 rows say 0: Delta = 4/8, r < 8 * 0.5 / 2 = 2, radius 1. Modifying two rows
-    # (n' = n) ties the vote at 4 : 4, so 2 is not certified; the n' = n + r candidate
-    # alone (r/n - Delta < 0, i.e. r <= 3) would claim 3.
+    # (n' = n) ties the vote at 4 : 4, so 2 is not certified; checking the far end
+    # n' = n + r alone (r/n - Delta < 0, i.e. r <= 3) would claim 3.
     x = np.arange(8)
     y = np.array([0, 0, 0, 0, 0, 0, 1, 1])
     assert _exact_radius(x, y, 3, 1, 2) == 1

@@ -15,7 +15,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 from skorch import NeuralNetClassifier
 
-from sklearn_certify import DenoisedSmoothingClassifier, DPAClassifier, RABClassifier
+from sklearn_certify import (
+    CertifiedBaggingClassifier,
+    DenoisedSmoothingClassifier,
+    DPAClassifier,
+    RABClassifier,
+)
 from sklearn_certify.datasets import load_digits
 from sklearn_certify.denoisers import IdentityDenoiser
 from sklearn_certify.smoothing import RandomizedSmoothingClassifier
@@ -57,6 +62,14 @@ CASES = {
         LogisticRegression(max_iter=200), None, n_estimators=10, sigma=0.25, alpha=0.05,
         bound="simultaneous", random_state=0,
     ),
+    "bagging": lambda: CertifiedBaggingClassifier(
+        LogisticRegression(max_iter=200), n_estimators=10, sample_size=60, alpha=0.05,
+        random_state=0,
+    ),
+    "bagging-fraction": lambda: CertifiedBaggingClassifier(
+        LogisticRegression(max_iter=200), n_estimators=10, sample_size=0.2, alpha=0.05,
+        random_state=0,
+    ),
     "cohen": lambda: RandomizedSmoothingClassifier(
         LogisticRegression(max_iter=200), sigma=0.25, n_select=10, n_samples=60, alpha=0.05,
         batch_size=16, n_augment=2, random_state=0,
@@ -88,6 +101,7 @@ OTHER = {
     "n_samples": lambda v: v + 40,
     "batch_size": lambda v: v + 5,
     "n_augment": lambda v: v + 1,
+    "sample_size": lambda v: 0.5 if isinstance(v, int) else 10,
 }
 
 #: Nested parameters that change how a net's scores are read (its criterion).

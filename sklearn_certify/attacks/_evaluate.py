@@ -15,6 +15,7 @@ from sklearn_certify.attacks._base import (
     check_training_set,
     measures,
 )
+from sklearn_certify.bounds import bagging_kept_probability
 
 __all__ = [
     "CertificateViolationError",
@@ -25,7 +26,7 @@ __all__ = [
 
 #: Certificate units counted in whole rows (a radius ``r`` covers ``r`` of them); the
 #: others are l2 norms, and a radius ``R`` covers norms strictly below ``R``.
-_COUNT_UNITS = ("samples", "label_flips")
+_COUNT_UNITS = ("samples", "rows", "label_flips")
 
 #: Seeds are drawn from RandomState, which takes integers below ``2**32``.
 _SEED_SPAN = 2**32
@@ -44,23 +45,25 @@ class _Smoothing:
     """How a smoothing classifier predicts: enough to bound a finite vote's failures.
 
     ``n_votes`` draws of the smoothed classifier decide :meth:`predict`, by counting votes
-    (``rule="votes"``) or by averaging member probabilities (``rule="mean"``).
+    (``rule="votes"``) or by averaging member probabilities (``rule="mean"``). ``sigma`` is
+    the Gaussian noise level, None for bagging (whose radius is not Gaussian).
     """
 
     alpha: float
-    sigma: float
+    sigma: float | None
     n_votes: int
     rule: str
 
 
 def _smoothing(estimator) -> _Smoothing | None:
     """The vote model of a probabilistic certificate, None for a deterministic one."""
-    from sklearn_certify.smoothing import BaseSmoothingEnsemble, RandomizedSmoothingClassifier
+    from sklearn_certify.ensemble import BaseVoteEnsemble
+    from sklearn_certify.smoothing import RandomizedSmoothingClassifier
 
     params = estimator.get_params(deep=False)
     if "alpha" not in params:
         return None
-    if isinstance(estimator, BaseSmoothingEnsemble):
+    if isinstance(estimator, BaseVoteEnsemble):
         rule = "mean" if params["bound"] == "hoeffding" else "votes"
         n_votes = params["n_estimators"]
     elif isinstance(estimator, RandomizedSmoothingClassifier):
@@ -69,9 +72,11 @@ def _smoothing(estimator) -> _Smoothing | None:
         raise ValueError(
             f"{type(estimator).__name__} certificates hold with probability 1 - alpha, and "
             "evaluate_under_attack can bound the certified changes such a certificate allows "
-            "for RABClassifier and RandomizedSmoothingClassifier only."
+            "for the vote-certified ensembles (RABClassifier, DenoisedSmoothingClassifier, "
+            "CertifiedBaggingClassifier) and RandomizedSmoothingClassifier only."
         )
-    return _Smoothing(float(params["alpha"]), float(params["sigma"]), int(n_votes), rule)
+    sigma = float(params["sigma"]) if "sigma" in params else None
+    return _Smoothing(float(params["alpha"]), sigma, int(n_votes), rule)
 
 
 def _check_estimator(estimator) -> _Smoothing | None:
@@ -297,22 +302,37 @@ def _certified(cert, cost: np.ndarray) -> np.ndarray:
     return ~cert.abstain & (cert.radius > cost)
 
 
-def _failure_bound(smoothing: _Smoothing | None, cert, cost: np.ndarray) -> np.ndarray:
+def _kept(smoothing: _Smoothing, model, p_lower: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """The top class's probability that a poisoning of size ``cost`` cannot go below.
+
+    ``Phi(Phi^-1(p_lower) - c / sigma)`` for Gaussian smoothing (Neyman-Pearson); for
+    bagging, :func:`~sklearn_certify.bounds.bagging_kept_probability` at the fitted model's
+    training size and sample size.
+    """
+    if smoothing.sigma is None:
+        return bagging_kept_probability(
+            p_lower, model.n_train_, model.sample_size_, np.minimum(cost, model.n_train_)
+        )
+    return stats.norm.cdf(stats.norm.ppf(p_lower) - cost / smoothing.sigma)
+
+
+def _failure_bound(smoothing: _Smoothing | None, cert, cost: np.ndarray, model=None) -> np.ndarray:
     """Per point, a bound on the probability that a certified prediction changes.
 
-    Zero for a deterministic certificate. For a smoothing certificate: ``alpha`` (its bound
-    on the top class's probability ``p_A`` is wrong) plus the chance that a finite vote
-    misses a smoothed prediction that did hold. At a perturbation of size ``c`` the
-    Neyman-Pearson argument behind the radius keeps the top class's probability at least
-    ``q = Phi(Phi^-1(p_lower) - c / sigma)``; ``predict`` keeps the class whenever more
-    than half of its ``n`` votes (or of its averaged probability) go to it, which fails
+    Zero for a deterministic certificate. For a smoothing or bagging certificate ``alpha``
+    (its bound on the top class's probability ``p_A`` is wrong) plus the chance that a
+    finite vote misses a prediction that did hold. At a poisoning of size ``c`` the
+    argument behind the radius keeps the top class's probability at least ``q``
+    (:func:`_kept`; bagging reads the clean ``model``'s sizes); ``predict`` keeps the
+    class whenever more than half of its ``n`` votes (or of its averaged probability) go
+    to it, which fails
     with probability at most ``P(Binomial(n, q) <= n / 2)`` (Hoeffding's
     ``exp(-2 n (q - 1/2)^2)`` for averaged probabilities).
     """
     if smoothing is None:
         return np.zeros(cost.shape[0])
     p_lower = np.clip(np.asarray(cert.p_lower, dtype=float), 0.0, 1.0)
-    q = stats.norm.cdf(stats.norm.ppf(p_lower) - cost / smoothing.sigma)
+    q = _kept(smoothing, model, p_lower, cost)
     n = smoothing.n_votes
     if smoothing.rule == "mean":
         miss = np.where(q > 0.5, np.exp(-2.0 * n * (q - 0.5) ** 2), 1.0)
@@ -396,7 +416,9 @@ def evaluate_under_attack(
     radius is at least the cost (strictly above it for an l2 radius).
 
     A deterministic certificate (DPA in all its variants) tolerates no certified
-    prediction changed. A smoothing certificate holds with probability ``1 - alpha``; it
+    prediction changed. A smoothing or bagging certificate
+    (:class:`~sklearn_certify.CertifiedBaggingClassifier`, unit ``"rows"``) holds with
+    probability ``1 - alpha``; it
     tolerates up to the ``1 - alpha`` quantile of ``Binomial(n_certified, p)`` (and at
     least its mean ``n_certified * p``), where ``p`` averages the certified points'
     failure bounds: ``alpha``, plus the probability that the poisoned classifier's finite
@@ -407,7 +429,8 @@ def evaluate_under_attack(
 
     The binomial tolerance treats the points' failures as independent. That holds for
     :class:`~sklearn_certify.RandomizedSmoothingClassifier`, whose noise is drawn per
-    point, but the points of a :class:`~sklearn_certify.RABClassifier` share its members,
+    point, but the points of a :class:`~sklearn_certify.RABClassifier` (or of a bagging
+    classifier) share its members,
     so their failures are correlated: the expected number of changes stays below
     ``n_certified * p`` whatever the correlation, but the count may exceed the tolerance
     more often than ``alpha`` (one unlucky ensemble can fail many points at once), and
@@ -420,7 +443,8 @@ def evaluate_under_attack(
     estimator : estimator
         Unfitted certified classifier with an integer ``random_state``: a
         :class:`~sklearn_certify.DPAClassifier` in any variant, a
-        :class:`~sklearn_certify.RABClassifier` or a
+        :class:`~sklearn_certify.RABClassifier`, a
+        :class:`~sklearn_certify.CertifiedBaggingClassifier` or a
         :class:`~sklearn_certify.RandomizedSmoothingClassifier`.
     attack : PoisoningAttack
         The attack; its budgets are in ``attack.unit``.
@@ -548,7 +572,7 @@ def evaluate_under_attack(
         success = attack.succeeded(clean_prediction, prediction, y_eval)
         n_certified = int(certified.sum())
         n_certified_changed = int(np.sum(changed & certified))
-        bounds = _failure_bound(smoothing, cert, cost)[certified]
+        bounds = _failure_bound(smoothing, cert, cost, clean_model)[certified]
         n_tolerated = _tolerated(smoothing, bounds)
         row = {
             "attack": type(attack).__name__,

@@ -1,5 +1,9 @@
-"""Partition aggregation: content hashing and :class:`DPAClassifier` (DPA, FA, run-off, SS-DPA)."""
+"""Partition aggregation: content hashing and :class:`DPAClassifier` (DPA, FA, run-off, SS-DPA).
 
+:class:`CertifiedBaggingClassifier`: members on subsamples drawn with replacement.
+"""
+
+from sklearn_certify.partition._bagging import CertifiedBaggingClassifier
 from sklearn_certify.partition._dpa import DPAClassifier
 from sklearn_certify.partition._hashing import (
     HASHES,
@@ -12,6 +16,7 @@ from sklearn_certify.partition._plan import PartitionPlan, plan_partitions
 
 __all__ = [
     "HASHES",
+    "CertifiedBaggingClassifier",
     "DPAClassifier",
     "PartitionPlan",
     "bucket_of_rows",
