@@ -159,7 +159,7 @@ def check_data_range(denoiser, X, *, sigma: float = 0.0, name: str = "X") -> Non
     """Refuse data outside the range a denoiser declares in its ``data_range`` attribute.
 
     Clean data (``sigma=0``) must lie in ``data_range = (low, high)``; noisy data with noise
-    of standard deviation ``sigma`` may stray :data:`NOISE_MARGIN` ``* sigma`` beyond it.
+    of standard deviation ``sigma`` may stray ``10 * sigma`` (``NOISE_MARGIN``) beyond it.
     A denoiser declaring no range (``None`` or no attribute) accepts anything. Data on
     another scale (sklearn's ``load_digits`` pixels are 0..16, the bundled digits denoiser
     expects [0, 1]) would be denoised into garbage without a word, so it is refused.
