@@ -312,7 +312,7 @@ def test_asset_check_flags_remote_and_missing_scripts_stylesheets_and_images(tmp
 
 
 ESTIMATORS = ("DPAClassifier", "RABClassifier", "DenoisedSmoothingClassifier",
-              "RandomizedSmoothingClassifier")
+              "RandomizedSmoothingClassifier", "CertifiedBaggingClassifier")
 
 
 @pytest.mark.parametrize("name", ESTIMATORS)
@@ -427,7 +427,7 @@ def test_built_estimator_pages_document_fit_predict_and_certify(name):
         assert f'id="sklearn_certify.{name}.{method}"' in page, method
 
 
-@pytest.mark.parametrize("page", ["dpa", "test_time_smoothing", "convex"])
+@pytest.mark.parametrize("page", ["dpa", "bagging", "test_time_smoothing", "convex"])
 def test_user_guide_pages_draw_their_figure_with_the_library(page):
     text = (ROOT / "docs" / "user_guide" / f"{page}.rst").read_text()
     figure = re.search(r"\.\. plot::\n(?:   :.*\n(?:        .*\n)*)*\n((?:   .*\n|\n)+)", text)
