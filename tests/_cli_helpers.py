@@ -3,6 +3,9 @@
 import csv
 
 import numpy as np
+from sklearn.pipeline import Pipeline
+from sklearn.tree import DecisionTreeClassifier
+from skorch import NeuralNet
 
 from sklearn_certify.cli import main
 from sklearn_certify.datasets import load_digits
@@ -26,6 +29,20 @@ def user_error(argv, capsys) -> str:
     assert len(lines) == 1 and "Traceback" not in err, err
     assert ": error: " in lines[0]
     return lines[0]
+
+
+def forbid_training(monkeypatch):
+    """Fail the test if a base estimator the CLI builds is trained: errors come first.
+
+    The certified estimators' own ``fit`` runs their checks (the CLI calls it with a
+    stand-in base estimator before any training), so the bases are what must not train.
+    """
+
+    def fit(self, X, y=None, **kwargs):
+        raise AssertionError("trained before reporting the error")
+
+    for base in (Pipeline, DecisionTreeClassifier, NeuralNet):
+        monkeypatch.setattr(base, "fit", fit)
 
 
 def write_csv(path, header, rows):

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 import sklearn_certify.attacks
-from sklearn_certify import DPAClassifier, RABClassifier, RandomizedSmoothingClassifier
 from sklearn_certify.cli import build_parser
 from sklearn_certify.datasets import load_digits
 from tests._cli_helpers import (
     digits_csv,
     digits_table,
+    forbid_training,
     read_rows,
     run_cli,
     user_error,
@@ -26,12 +26,7 @@ FAST = ["--n-partitions", "10", "--base", "tree"]
 @pytest.fixture
 def no_fit(monkeypatch):
     """Fail the test if anything is trained: errors must come before the fit."""
-
-    def fit(self, X, y):
-        raise AssertionError("trained before reporting the error")
-
-    for method in (DPAClassifier, RABClassifier, RandomizedSmoothingClassifier):
-        monkeypatch.setattr(method, "fit", fit)
+    forbid_training(monkeypatch)
 
 
 def test_backdoor_on_the_bundled_digits(tmp_path, capsys):
@@ -167,7 +162,7 @@ CASES = [
     ),
     (
         ["--attack", "partition_insertion", "--budgets", "1", "--threat-model", "label_flip"],
-        "which --threat-model label_flip does not certify",
+        "PartitionInsertionAttack inserts rows, which the label-flip threat model",
     ),
     (["--attack", "sphere_slab", "--budgets", "1"], "needs two classes"),
     (
@@ -209,7 +204,7 @@ CASES = [
     (["--attack", "backdoor", "--budgets", "1", "--digits", "12"], "--digits: digits must be"),
     (
         ["--attack", "backdoor", "--budgets", "1", "--n-partitions", "5000"],
-        "--n-partitions 5000 is more than the 1347 training rows",
+        "--method dpa: --n-partitions=5000 is larger than the number of training samples",
     ),
     (
         [
@@ -222,7 +217,7 @@ CASES = [
             "--spread",
             "2",
         ],
-        "--spread 2 needs --threat-model general",
+        "needs --spread=1, got --spread=2",
     ),
     (
         ["--attack", "backdoor", "--budgets", "1", "--target-label", "2", "--n-test", "1"],
@@ -236,19 +231,20 @@ CASES = [
     ),
     (
         ["--method", "rab", "--attack", "label_flip", "--budgets", "1"],
-        "--attack label_flip with --method rab: RAB's radius counts changes of the training",
+        "LabelFlipAttack changes labels, which a certificate counting l2 does not measure",
     ),
     (
         ["--method", "rab", "--attack", "backdoor", "--budgets", "1", "--variant", "dirty_label"],
-        "--variant dirty_label with --method rab",
+        "BackdoorAttack changes labels, which a certificate counting l2 does not measure",
     ),
     (
         ["--method", "rab", "--attack", "backdoor", "--budgets", "1", "--poison-mode", "insert"],
-        "--poison-mode insert with --method rab",
+        "BackdoorAttack inserts or deletes rows, which a certificate counting l2 does not",
     ),
     (
         ["--method", "rab", "--attack", "backdoor", "--budgets", "1", "--n-estimators", "1"],
-        "RAB needs at least 2 members",
+        "--method rab: The '--n-estimators' parameter of RABClassifier must be an int in the "
+        "range [2, inf)",
     ),
     (
         ["--method", "rab", "--attack", "backdoor", "--budgets", "1", "--n-partitions", "5"],
@@ -256,7 +252,7 @@ CASES = [
     ),
     (
         ["--attack", "backdoor", "--budgets", "1", "--sigma", "0.5"],
-        "--sigma applies to --method rab and --method cohen only",
+        "--sigma applies to --method rab, denoised or cohen only",
     ),
     (
         ["--method", "cohen", "--attack", "backdoor", "--budgets", "1", "--no-test-noise"],
@@ -264,11 +260,11 @@ CASES = [
     ),
     (
         ["--method", "cohen", "--attack", "backdoor", "--budgets", "0", "2"],
-        "--method cohen trusts the training set",
+        "budgets: 2 rows poisons the training set, but RandomizedSmoothingClassifier's",
     ),
     (
-        ["--method", "cohen", "--attack", "feature_collision", "--budgets", "0"],
-        "test-time smoothing trusts the training set",
+        ["--method", "cohen", "--attack", "feature_collision", "--budgets", "0", "1"],
+        "covers a perturbation of the test input only",
     ),
     (["--method", "rab", "--attack", "backdoor", "--budgets", "1", "--alpha", "1"], "--alpha"),
     (

@@ -8,18 +8,21 @@ import numpy as np
 import pandas
 import pytest
 
-from sklearn_certify import DPAClassifier
-from tests._cli_helpers import FAST, certificates, digits_csv, run_cli, user_error, write_csv
+from tests._cli_helpers import (
+    FAST,
+    certificates,
+    digits_csv,
+    forbid_training,
+    run_cli,
+    user_error,
+    write_csv,
+)
 
 
 @pytest.fixture
 def no_fit(monkeypatch):
     """Fail the test if anything is trained: errors must come before the fit."""
-
-    def fit(self, X, y):
-        raise AssertionError("trained before reporting the error")
-
-    monkeypatch.setattr(DPAClassifier, "fit", fit)
+    forbid_training(monkeypatch)
 
 
 def _certify(data, out, *extra):

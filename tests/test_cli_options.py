@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 import sklearn_certify
-from sklearn_certify import DPAClassifier
 from sklearn_certify.cli import build_parser, main, package_version
-from tests._cli_helpers import FAST, digits_csv, run_cli, user_error
+from tests._cli_helpers import FAST, digits_csv, forbid_training, run_cli, user_error
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,11 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def no_fit(monkeypatch):
     """Fail the test if anything is trained: errors must come before the fit."""
-
-    def fit(self, X, y):
-        raise AssertionError("trained before reporting the error")
-
-    monkeypatch.setattr(DPAClassifier, "fit", fit)
+    forbid_training(monkeypatch)
 
 
 @pytest.fixture
@@ -37,7 +32,7 @@ def data(tmp_path):
 CERTIFY_CASES = [
     (["--n-partitions", "0"], "argument --n-partitions: expected an integer >= 1, got '0'"),
     (["--n-partitions", "x"], "argument --n-partitions"),
-    (["--n-partitions", "61"], "--n-partitions 61 is more than the 45 training rows"),
+    (["--n-partitions", "61"], "--method dpa: --n-partitions=61 is larger than the number of"),
     (["--spread", "0"], "argument --spread"),
     (["--election", "best"], "argument --election: invalid choice: 'best'"),
     (["--threat-model", "any"], "argument --threat-model"),
@@ -50,10 +45,16 @@ CERTIFY_CASES = [
     (["--test-size", "1"], "argument --test-size: expected a number strictly between 0 and 1"),
     (["--test-size", "nan"], "argument --test-size"),
     (["--test-size", "0.99"], "--test-size 0.99 of 60 row(s) leaves no training rows"),
-    (["--threat-model", "label_flip", "--spread", "2"], "--spread 2 needs --threat-model general"),
-    (["--threat-model", "label_flip", "--hash", "digest"], "--hash applies to --threat-model"),
+    (["--threat-model", "label_flip", "--spread", "2"], "needs --spread=1, got --spread=2"),
+    (
+        ["--threat-model", "label_flip", "--hash", "pixel_sum"],
+        "--hash='pixel_sum' is unused under --threat-model='label_flip'",
+    ),
+    (["--sigma", "0.5"], "--sigma applies to --method rab, denoised or cohen only; drop it."),
+    (["--method", "cohen"], "--n-partitions applies to --method dpa only; drop it."),
+    (["--method", "denoised", "--denoiser", "mnist"], "argument --denoiser: invalid choice"),
     (["--x-key", "features"], "--x-key: only for .npz files; drop it."),
-    (["--hash", "pixel_sum"], "--hash pixel_sum needs integer features in 0..255"),
+    (["--hash", "pixel_sum"], "--hash='pixel_sum' needs integer pixel values in 0..255"),
     (["--unknown"], "unrecognized arguments: --unknown"),
 ]
 
@@ -149,8 +150,9 @@ def test_every_option_of_every_command_has_help():
 
 def test_certify_help_states_radius_units():
     help_text = " ".join(_subparsers()["certify"].format_help().split())
-    assert "radius: inserted+deleted training rows" in help_text
-    assert "radius: flipped training labels" in help_text
+    assert "radius: training rows inserted + deleted; holds exactly" in help_text
+    assert "radius: training labels flipped" in help_text
+    assert "radius: l2 norm of the test-input change; holds with probability" in help_text
 
 
 def test_version(capsys, monkeypatch):

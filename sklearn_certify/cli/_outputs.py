@@ -15,13 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from sklearn_certify.cli._methods import UNIT_WORDS
 from sklearn_certify.cli._parser import CLIError
 
 __all__ = [
     "CERTIFICATE_OUTPUTS",
-    "UNIT_WORDS",
     "accuracy_summary",
-    "curve_title",
     "prepare_out_dir",
     "write_certificates",
     "write_curve",
@@ -35,11 +34,8 @@ CERTIFICATE_OUTPUTS = {
     "png": "certified_accuracy.png",
 }
 
-#: What a certificate's radius counts, in words.
-UNIT_WORDS = {
-    "samples": "inserted+deleted training rows",
-    "label_flips": "flipped training labels",
-}
+#: Units counted in whole rows or labels (integer radii); the others are l2 norms.
+_COUNT_UNITS = ("samples", "rows", "label_flips")
 
 _FILE_SUFFIXES = (".csv", ".json", ".png", ".npz")
 
@@ -190,13 +186,14 @@ def write_curve(paths: dict[str, Path], radii, accuracy, summary: dict, *, unit:
 
     from sklearn_certify.plotting import plot_certified_accuracy
 
+    number = int if unit in _COUNT_UNITS else float
     with paths["csv"].open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["radius", "certified_accuracy"])
-        writer.writerows([int(r), float(a)] for r, a in zip(radii, accuracy, strict=True))
+        writer.writerows([number(r), float(a)] for r, a in zip(radii, accuracy, strict=True))
     payload = dict(summary)
     payload["curve"] = {
-        "radius": [int(r) for r in radii],
+        "radius": [number(r) for r in radii],
         "certified_accuracy": [float(a) for a in accuracy],
     }
     paths["json"].write_text(json.dumps(payload, indent=2))
@@ -205,27 +202,6 @@ def write_curve(paths: dict[str, Path], radii, accuracy, summary: dict, *, unit:
     )
     ax.figure.savefig(paths["png"], dpi=120)
     plt.close(ax.figure)
-
-
-def curve_title(n_partitions: int, spread: int, election: str, data: str) -> str:
-    """Figure title naming the method and the data.
-
-    Parameters
-    ----------
-    n_partitions, spread : int
-        ``k`` and ``d``.
-    election : str
-        ``"plurality"`` or ``"runoff"``.
-    data : str
-        Name of the data set.
-
-    Returns
-    -------
-    str
-        E.g. ``"DPA, k=30, plurality, on digits"``.
-    """
-    method = "DPA" if spread == 1 else f"Finite Aggregation d={spread}"
-    return f"{method}, k={n_partitions}, {election}, on {data}"
 
 
 def accuracy_summary(y_true, cert) -> str:
@@ -252,9 +228,9 @@ def accuracy_summary(y_true, cert) -> str:
             f"clean accuracy {clean:.3f} (fewer than half the rows correct: no median "
             "certified radius)"
         )
-    radii = sorted({1, max(1, int(median))})
-    at = ", ".join(f"{certified_accuracy(y_true, cert, r):.3f} at radius {r}" for r in radii)
+    radii = sorted({1, max(1, int(median))}) if cert.unit in _COUNT_UNITS else [median]
+    at = ", ".join(f"{certified_accuracy(y_true, cert, r):.3f} at radius {r:g}" for r in radii)
     return (
-        f"clean accuracy {clean:.3f}; median certified radius {int(median)} "
-        f"{UNIT_WORDS[cert.unit]}; certified accuracy {at}"
+        f"clean accuracy {clean:.3f}; median certified radius {median:g} "
+        f"({UNIT_WORDS[cert.unit]}); certified accuracy {at}"
     )

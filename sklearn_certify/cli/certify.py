@@ -18,23 +18,23 @@ from pathlib import Path
 
 import numpy as np
 
+from sklearn_certify.cli._methods import (
+    METHODS,
+    UNIT_WORDS,
+    add_method_options,
+    build,
+    check_fit,
+    described,
+    method_params,
+)
 from sklearn_certify.cli._outputs import (
     CERTIFICATE_OUTPUTS,
-    UNIT_WORDS,
     accuracy_summary,
-    curve_title,
     prepare_out_dir,
     write_certificates,
     write_curve,
 )
-from sklearn_certify.cli._parser import (
-    CLIError,
-    n_jobs,
-    open_fraction,
-    out_folder,
-    positive_int,
-    seed,
-)
+from sklearn_certify.cli._parser import CLIError, n_jobs, open_fraction, out_folder, seed
 from sklearn_certify.cli._tables import (
     Table,
     align_columns,
@@ -45,32 +45,11 @@ from sklearn_certify.cli._tables import (
     random_split,
 )
 
-__all__ = ["BASE_ESTIMATORS", "add_parser", "run"]
-
-#: Base estimators the command line can build (each preprocesses inside the member: sound).
-BASE_ESTIMATORS = ("ridge", "logreg", "tree", "knn")
+__all__ = ["add_parser", "run"]
 
 DEFAULT_LABEL_COLUMN = "label"
 DEFAULT_TEST_SIZE = 0.25
 DEFAULT_OUT = Path("sklearn_certify_certify")
-
-#: Largest pixel value ``--hash pixel_sum`` accepts.
-_MAX_PIXEL = 255
-
-
-def _base_estimator(name: str):
-    from sklearn.linear_model import LogisticRegression, RidgeClassifier
-    from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.tree import DecisionTreeClassifier
-
-    return {
-        "ridge": lambda: make_pipeline(StandardScaler(), RidgeClassifier()),
-        "logreg": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
-        "tree": DecisionTreeClassifier,
-        "knn": lambda: make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=1)),
-    }[name]()
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -118,87 +97,6 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-#: Defaults of the DPA options (``evaluate`` leaves them unset unless ``--method dpa``).
-DPA_DEFAULTS = {"n_partitions": 50, "spread": 1, "election": "plurality", "threat_model": "general"}
-
-#: What ``--base`` builds, in words.
-_BASE_WORDS = (
-    "ridge = standardize + RidgeClassifier, logreg = standardize + LogisticRegression, tree = "
-    "DecisionTreeClassifier, knn = standardize + 1-nearest neighbour"
-)
-
-
-def _add_dpa_options(parser: argparse.ArgumentParser, *, shared: bool = False) -> None:
-    """The DPA options; ``shared``: next to other methods, unset unless given."""
-    only = "--method dpa only: " if shared else ""
-
-    def default(name: str):
-        return None if shared else DPA_DEFAULTS[name]
-
-    parser.add_argument(
-        "--n-partitions",
-        type=positive_int,
-        default=default("n_partitions"),
-        metavar="K",
-        help=f"{only}number of partitions k, at most the number of training rows; each member "
-        "trains on about 1/k of them and radii reach about k/2 "
-        f"(default: {DPA_DEFAULTS['n_partitions']})",
-    )
-    parser.add_argument(
-        "--spread",
-        type=positive_int,
-        default=default("spread"),
-        metavar="D",
-        help=f"{only}Finite Aggregation spread d: each training row trains d of the k*d "
-        "members; 1 is plain DPA; --threat-model general only "
-        f"(default: {DPA_DEFAULTS['spread']})",
-    )
-    parser.add_argument(
-        "--election",
-        choices=("plurality", "runoff"),
-        default=default("election"),
-        help=f"{only}how the members' outputs are combined: plurality vote, or the run-off "
-        "election of Rezaei et al. 2023 over the members' scores "
-        f"(default: {DPA_DEFAULTS['election']})",
-    )
-    parser.add_argument(
-        "--threat-model",
-        choices=("general", "label_flip"),
-        default=default("threat_model"),
-        help=f"{only}what the attacker may do and the radius counts: general = insert and "
-        "delete training rows (radius: inserted+deleted training rows); label_flip = only "
-        "flip training labels, the features are trusted (SS-DPA; radius: flipped training "
-        f"labels) (default: {DPA_DEFAULTS['threat_model']})",
-    )
-    parser.add_argument(
-        "--hash",
-        choices=("digest", "pixel_sum"),
-        default=None,
-        help=f"{only}--threat-model general only: how a training row's partition is chosen "
-        "from its features: digest = SHA-256 of the row (any numbers), pixel_sum = sum of "
-        "the row modulo k*d as in the official DPA code (integer features 0..255) "
-        "(default: digest)",
-    )
-
-
-def _add_method_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--method",
-        choices=("dpa",),
-        default="dpa",
-        help="certification method: dpa = Deep Partition Aggregation, Finite Aggregation "
-        "with --spread > 1 (default: %(default)s)",
-    )
-    _add_dpa_options(parser)
-    parser.add_argument(
-        "--base",
-        choices=BASE_ESTIMATORS,
-        default="ridge",
-        help=f"estimator trained on each partition: {_BASE_WORDS}; each member fits its own "
-        "scaler (default: %(default)s)",
-    )
-
-
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register the ``certify`` sub-command.
 
@@ -223,7 +121,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         ),
     )
     _add_data_options(parser)
-    _add_method_options(parser)
+    add_method_options(parser)
     parser.add_argument(
         "--n-jobs",
         type=n_jobs,
@@ -249,20 +147,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.set_defaults(func=run)
     return parser
-
-
-def _check_options(args) -> None:
-    """Refuse option combinations that would be silently ignored."""
-    if args.threat_model == "label_flip" and args.spread != 1:
-        raise CLIError(
-            f"--spread {args.spread} needs --threat-model general (label_flip deals rows "
-            "round-robin, one partition each); drop --spread or use --threat-model general."
-        )
-    if args.threat_model == "label_flip" and args.hash is not None:
-        raise CLIError(
-            "--hash applies to --threat-model general only (label_flip deals rows "
-            "round-robin); drop --hash."
-        )
 
 
 def _refuse(args, options: tuple[str, ...], reason: str) -> None:
@@ -363,46 +247,13 @@ def _split(args, train: Table, test: Table | None) -> _Split:
     )
 
 
-def _check_training_rows(args, X: np.ndarray) -> None:
-    if args.n_partitions > X.shape[0]:
-        raise CLIError(
-            f"--n-partitions {args.n_partitions} is more than the {X.shape[0]} training rows; "
-            "use at most that many (typically far fewer, so each member sees enough rows)."
-        )
-    if args.hash == "pixel_sum" and not np.all((X >= 0) & (X <= _MAX_PIXEL) & (X == np.round(X))):
-        raise CLIError(
-            "--hash pixel_sum needs integer features in 0..255 (raw 8-bit pixels); use "
-            "--hash digest for other data."
-        )
-
-
-def _classifier(args):
-    from sklearn_certify import DPAClassifier
-
-    return DPAClassifier(
-        _base_estimator(args.base),
-        n_partitions=args.n_partitions,
-        spread=args.spread,
-        election=args.election,
-        threat_model=args.threat_model,
-        hash=args.hash or "digest",
-        random_state=args.seed,
-        n_jobs=args.n_jobs,
-        verbose=int(args.verbose),
-    )
-
-
-def _summary(args, split: _Split, cert) -> dict:
+def _summary(args, split: _Split, cert, settings: dict) -> dict:
     from sklearn_certify.metrics import certified_accuracy, median_certified_radius
 
     median = median_certified_radius(split.y_test, cert)
     return {
-        "method": "dpa" if args.spread == 1 else "finite_aggregation",
-        "election": args.election,
-        "threat_model": args.threat_model,
+        **settings,
         "base": args.base,
-        "n_partitions": args.n_partitions,
-        "spread": args.spread,
         "seed": args.seed,
         "data": str(args.data),
         "certified_rows": split.description,
@@ -411,11 +262,11 @@ def _summary(args, split: _Split, cert) -> dict:
         "n_test": len(cert),
         "unit": cert.unit,
         "clean_accuracy": certified_accuracy(split.y_test, cert),
-        "median_certified_radius": None if np.isnan(median) else median,
+        "median_certified_radius": None if np.isnan(median) else float(median),
     }
 
 
-def _write(args, paths, clf, cert, split: _Split) -> list[Path]:
+def _write(args, paths, clf, cert, split: _Split, settings: dict) -> list[Path]:
     """Write the certificates and, with labels, the curve; return the files written."""
     from sklearn_certify.metrics import certified_accuracy_curve
 
@@ -425,17 +276,16 @@ def _write(args, paths, clf, cert, split: _Split) -> list[Path]:
             paths[kind].unlink(missing_ok=True)
         return [paths["certificates"]]
     radii, accuracy = certified_accuracy_curve(split.y_test, cert)
-    title = curve_title(args.n_partitions, args.spread, args.election, args.data.name)
-    write_curve(paths, radii, accuracy, _summary(args, split, cert), unit=cert.unit, title=title)
+    title = f"{settings['estimator']} on {args.data.name}"
+    summary = _summary(args, split, cert, settings)
+    write_curve(paths, radii, accuracy, summary, unit=cert.unit, title=title)
     return [paths[kind] for kind in CERTIFICATE_OUTPUTS]
 
 
-def _report(args, cert, split: _Split, written: list[Path]) -> None:
+def _report(args, cert, split: _Split, written: list[Path], line: str) -> None:
+    holds = "exactly" if METHODS[args.method].exact else "with probability 1 - alpha"
     print(f"Certified {split.description}.")
-    print(
-        f"DPA: k={args.n_partitions}, spread {args.spread}, {args.election} election, threat "
-        f"model {args.threat_model}; radius unit: {UNIT_WORDS[cert.unit]}."
-    )
+    print(f"{line}; radius: {UNIT_WORDS[cert.unit]}, holds {holds}.")
     if split.y_test is None:
         print(
             f"No labels for the certified rows, so no accuracy; median radius "
@@ -461,14 +311,15 @@ def run(args) -> int:
     int
         Exit status 0 (errors raise :class:`~sklearn_certify.cli._parser.CLIError`).
     """
-    _check_options(args)
+    params = method_params(args)
     train, test = _read_inputs(args)
+    split = _split(args, train, test)
+    clf = build(args, params)
+    check_fit(clf, split.X, split.y, args.method)
     inputs = [("--data", args.data)] + ([("--test-data", args.test_data)] if args.test_data else [])
     paths = prepare_out_dir(args.out, CERTIFICATE_OUTPUTS, inputs)
-    split = _split(args, train, test)
-    _check_training_rows(args, split.X)
-    clf = _classifier(args).fit(split.X, split.y)
-    cert = clf.certify(split.X_test)
-    written = _write(args, paths, clf, cert, split)
-    _report(args, cert, split, written)
+    cert = clf.fit(split.X, split.y).certify(split.X_test)
+    settings, line = described(args, params)
+    written = _write(args, paths, clf, cert, split, settings)
+    _report(args, cert, split, written, line)
     return 0

@@ -19,6 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
+from sklearn_certify.cli._methods import (
+    METHODS,
+    add_method_options,
+    build,
+    check_fit,
+    described,
+    method_params,
+)
 from sklearn_certify.cli._outputs import prepare_out_dir
 from sklearn_certify.cli._parser import (
     CLIError,
@@ -37,23 +45,11 @@ from sklearn_certify.cli._tables import (
     load_npz,
     random_split,
 )
-from sklearn_certify.cli.certify import (
-    _BASE_WORDS,
-    BASE_ESTIMATORS,
-    DPA_DEFAULTS,
-    _add_dpa_options,
-    _base_estimator,
-    _check_options,
-    _check_training_rows,
-)
 
 __all__ = ["ATTACKS", "EVALUATE_OUTPUTS", "add_parser", "run"]
 
 #: The attacks ``--attack`` names.
 ATTACKS = ("backdoor", "label_flip", "partition_insertion", "sphere_slab", "feature_collision")
-
-#: The certified classifiers ``--method`` names.
-METHODS = ("dpa", "rab", "cohen")
 
 #: Files written into ``--out``.
 EVALUATE_OUTPUTS = {
@@ -73,29 +69,6 @@ ATTACK_OPTIONS = {
     "--eps-linf": ("feature_collision",),
     "--eps-l2": ("feature_collision",),
 }
-
-#: Options that apply to some methods only.
-METHOD_OPTIONS = {
-    "--n-partitions": ("dpa",),
-    "--spread": ("dpa",),
-    "--election": ("dpa",),
-    "--threat-model": ("dpa",),
-    "--hash": ("dpa",),
-    "--sigma": ("rab", "cohen"),
-    "--alpha": ("rab", "cohen"),
-    "--n-estimators": ("rab",),
-    "--no-test-noise": ("rab",),
-    "--n-samples": ("cohen",),
-}
-
-#: Defaults of the smoothing options, per method.
-SMOOTHING_DEFAULTS = {
-    "rab": {"sigma": 0.5, "alpha": 0.001, "n_estimators": 100},
-    "cohen": {"sigma": 0.25, "alpha": 0.001, "n_samples": 1000},
-}
-
-#: Attacks each method's certificate counts (DPA: all of them).
-METHOD_ATTACKS = {"rab": ("backdoor", "feature_collision"), "cohen": ("backdoor",)}
 
 BUNDLED = "digits"
 DEFAULT_LABEL_COLUMN = "label"
@@ -165,68 +138,6 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_method_options(parser: argparse.ArgumentParser) -> None:
-    rab, cohen = SMOOTHING_DEFAULTS["rab"], SMOOTHING_DEFAULTS["cohen"]
-    parser.add_argument(
-        "--method",
-        choices=METHODS,
-        default="dpa",
-        help="the certified classifier: dpa = Deep Partition Aggregation (Finite Aggregation "
-        "with --spread > 1; radius: training rows); rab = RAB, members trained on noisy "
-        "copies of the training set (radius: l2 norm of the change of the training features "
-        "and of the test input; attacks: backdoor, feature_collision); cohen = randomized "
-        "smoothing of the test input (radius: l2 norm of a change of the test input, the "
-        "training set trusted; attack: backdoor at budget 0, its trigger alone) "
-        "(default: %(default)s)",
-    )
-    _add_dpa_options(parser, shared=True)
-    parser.add_argument(
-        "--base",
-        choices=BASE_ESTIMATORS,
-        default="ridge",
-        help=f"the base estimator (of each DPA partition or RAB member, or the one cohen "
-        f"smooths): {_BASE_WORDS}; each member fits its own scaler (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--sigma",
-        type=positive_float,
-        default=None,
-        help="--method rab and cohen only: standard deviation of the smoothing noise in "
-        f"feature units (default: {rab['sigma']} for rab, {cohen['sigma']} for cohen)",
-    )
-    parser.add_argument(
-        "--alpha",
-        type=open_fraction,
-        default=None,
-        help="--method rab and cohen only: the certificates hold with probability 1 - alpha; "
-        "the harness tolerates the certified changes a sound certificate may show at that "
-        f"level (default: {rab['alpha']})",
-    )
-    parser.add_argument(
-        "--n-estimators",
-        type=positive_int,
-        default=None,
-        metavar="N",
-        help=f"--method rab only: number of members, at least 2 (default: {rab['n_estimators']})",
-    )
-    parser.add_argument(
-        "--no-test-noise",
-        action="store_true",
-        default=None,
-        help="--method rab only: score test inputs as given; by default each member adds its "
-        "fixed noise vector to them, and the radius then covers the test trigger too",
-    )
-    parser.add_argument(
-        "--n-samples",
-        type=positive_int,
-        default=None,
-        metavar="N",
-        help="--method cohen only: noisy copies of each test input that bound its class "
-        "probability and vote for its prediction; the time grows with it, and so does the "
-        f"largest radius (default: {cohen['n_samples']})",
-    )
-
-
 def _add_attack_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--attack",
@@ -271,8 +182,9 @@ def _add_attack_options(parser: argparse.ArgumentParser) -> None:
         choices=("dirty_label", "clean_label"),
         default=None,
         help="backdoor only: dirty_label poisons rows of other classes and relabels them; "
-        "clean_label poisons rows of the target class and keeps their labels "
-        "(default: dirty_label; clean_label with --method rab, which does not count labels)",
+        "clean_label poisons rows of the target class and keeps their labels (default: "
+        "dirty_label, or clean_label for a method whose radius does not count changed "
+        "labels, such as rab)",
     )
     parser.add_argument(
         "--poison-mode",
@@ -280,7 +192,8 @@ def _add_attack_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="backdoor only: insert the triggered rows as new rows (one inserted row each), "
         "or replace the rows they come from (one deleted and one inserted row each) "
-        "(default: insert; modify with --method rab, which does not count inserted rows)",
+        "(default: insert, or modify for a method whose radius does not count inserted "
+        "rows, such as rab)",
     )
     parser.add_argument(
         "--strength",
@@ -345,7 +258,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         ),
     )
     _add_data_options(parser)
-    _add_method_options(parser)
+    add_method_options(parser)
     _add_attack_options(parser)
     parser.add_argument(
         "--on-violation",
@@ -385,48 +298,6 @@ def _given(args, option: str) -> bool:
     return getattr(args, option[2:].replace("-", "_")) is not None
 
 
-def _check_method_options(args) -> None:
-    """Refuse options of other methods, attacks their certificate does not count; fill defaults."""
-    for option, methods in METHOD_OPTIONS.items():
-        if _given(args, option) and args.method not in methods:
-            which = " and ".join(f"--method {m}" for m in methods)
-            raise CLIError(f"{option} applies to {which} only; drop it.")
-    if args.method == "dpa":
-        for name, value in DPA_DEFAULTS.items():
-            if getattr(args, name) is None:
-                setattr(args, name, value)
-        return
-    for name, value in SMOOTHING_DEFAULTS[args.method].items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    if args.method == "rab" and args.n_estimators < 2:
-        raise CLIError(f"--n-estimators {args.n_estimators}: RAB needs at least 2 members.")
-    if args.attack not in METHOD_ATTACKS[args.method]:
-        reason = {
-            "rab": "RAB's radius counts changes of the training features (l2) only, not "
-            "inserted rows or labels; use --attack backdoor or feature_collision",
-            "cohen": "test-time smoothing trusts the training set and certifies the test "
-            "input only; use --attack backdoor --budgets 0 (its trigger alone)",
-        }[args.method]
-        raise CLIError(f"--attack {args.attack} with --method {args.method}: {reason}.")
-    if args.method == "cohen" and any(args.budgets):
-        raise CLIError(
-            f"--budgets {max(args.budgets)}: --method cohen trusts the training set and "
-            "certifies the test input only; use --budgets 0 (the backdoor's trigger alone)."
-        )
-    if args.method == "rab" and args.attack == "backdoor":
-        if args.variant == "dirty_label" or args.poison_mode == "insert":
-            given = (
-                "--variant dirty_label" if args.variant == "dirty_label" else "--poison-mode insert"
-            )
-            raise CLIError(
-                f"{given} with --method rab: RAB's radius counts changes of the training "
-                "features only, not labels or inserted rows; use --variant clean_label "
-                "--poison-mode modify (the defaults with --method rab)."
-            )
-        args.variant, args.poison_mode = "clean_label", "modify"
-
-
 def _check_attack_options(args) -> None:
     """Refuse options of other attacks and attacks outside the threat model."""
     for option, attacks in ATTACK_OPTIONS.items():
@@ -434,13 +305,6 @@ def _check_attack_options(args) -> None:
             raise CLIError(f"{option} applies to --attack {attacks[0]} only; drop it.")
     if args.attack == "sphere_slab" and args.target_label is not None:
         raise CLIError("--target-label does not apply to --attack sphere_slab; drop it.")
-    _check_method_options(args)
-    if args.threat_model == "label_flip" and args.attack != "label_flip":
-        raise CLIError(
-            f"--attack {args.attack} changes features or inserts rows, which --threat-model "
-            "label_flip does not certify (it counts flipped labels only); use --attack "
-            "label_flip or --threat-model general."
-        )
     if args.digits is not None and args.data != BUNDLED:
         raise CLIError(f"--digits applies to --data {BUNDLED} only; drop it.")
 
@@ -501,24 +365,34 @@ def _target_label(args, y):
     return label
 
 
-def _attack(args, y):
+def _backdoor(args, target, y, unit: str):
+    """The backdoor; --variant and --poison-mode default to changes the certificate counts."""
+    from sklearn_certify.attacks import BackdoorAttack
+    from sklearn_certify.attacks._base import measures
+
+    if target is None or target not in set(np.unique(y).tolist()):
+        raise CLIError(
+            f"--attack backdoor targets label {target}, which the training rows do not "
+            "have; choose one with --target-label."
+        )
+    variant = "dirty_label" if measures(unit, {"labels"}) else "clean_label"
+    mode = "insert" if measures(unit, {"rows"}) else "modify"
+    return BackdoorAttack(
+        args.trigger or "four_pixel",
+        target_label=target,
+        variant=args.variant or variant,
+        mode=args.poison_mode or mode,
+        strength=1.0 if args.strength is None else args.strength,
+        random_state=args.seed,
+    )
+
+
+def _attack(args, y, unit: str):
     from sklearn_certify import attacks
 
     target = _target_label(args, y)
     if args.attack == "backdoor":
-        if target is None or target not in set(np.unique(y).tolist()):
-            raise CLIError(
-                f"--attack backdoor targets label {target}, which the training rows do not "
-                "have; choose one with --target-label."
-            )
-        return attacks.BackdoorAttack(
-            args.trigger or "four_pixel",
-            target_label=target,
-            variant=args.variant or "dirty_label",
-            mode=args.poison_mode or "insert",
-            strength=1.0 if args.strength is None else args.strength,
-            random_state=args.seed,
-        )
+        return _backdoor(args, target, y, unit)
     if args.attack == "label_flip":
         return attacks.LabelFlipAttack(
             args.strategy or "random", target_label=target, random_state=args.seed
@@ -583,79 +457,6 @@ def _check_evaluation(args, classifier, attack, data) -> None:
         raise CLIError(f"--attack {args.attack} --budgets {budgets}: {exc}") from exc
 
 
-def _classifier(args):
-    from sklearn_certify import DPAClassifier, RABClassifier, RandomizedSmoothingClassifier
-
-    base = _base_estimator(args.base)
-    if args.method == "rab":
-        return RABClassifier(
-            base,
-            n_estimators=args.n_estimators,
-            sigma=args.sigma,
-            alpha=args.alpha,
-            test_noise=not args.no_test_noise,
-            random_state=args.seed,
-            n_jobs=args.n_jobs,
-        )
-    if args.method == "cohen":
-        return RandomizedSmoothingClassifier(
-            base,
-            sigma=args.sigma,
-            n_samples=args.n_samples,
-            alpha=args.alpha,
-            random_state=args.seed,
-        )
-    return DPAClassifier(
-        base,
-        n_partitions=args.n_partitions,
-        spread=args.spread,
-        election=args.election,
-        threat_model=args.threat_model,
-        hash=args.hash or "digest",
-        random_state=args.seed,
-        n_jobs=args.n_jobs,
-    )
-
-
-def _method_settings(args) -> tuple[dict, str]:
-    """The classifier's settings (for the json) and a one-line description."""
-    if args.method == "rab":
-        noise = "without" if args.no_test_noise else "with"
-        return (
-            {
-                "method": "rab",
-                "n_estimators": args.n_estimators,
-                "sigma": args.sigma,
-                "alpha": args.alpha,
-                "test_noise": not args.no_test_noise,
-            },
-            f"RAB ({args.n_estimators} members, sigma {args.sigma}, alpha {args.alpha}, {noise} "
-            f"test noise, base {args.base})",
-        )
-    if args.method == "cohen":
-        return (
-            {
-                "method": "cohen",
-                "sigma": args.sigma,
-                "alpha": args.alpha,
-                "n_samples": args.n_samples,
-            },
-            f"test-time smoothing (sigma {args.sigma}, alpha {args.alpha}, {args.n_samples} "
-            f"draws, base {args.base})",
-        )
-    return (
-        {
-            "method": "dpa" if args.spread == 1 else "finite_aggregation",
-            "n_partitions": args.n_partitions,
-            "spread": args.spread,
-            "election": args.election,
-            "threat_model": args.threat_model,
-        },
-        f"DPA (k={args.n_partitions}, spread {args.spread}, {args.election}, threat model "
-        f"{args.threat_model}, base {args.base})",
-    )
-
-
 # ---------------------------------------------------------------------- outputs
 def _plain(value):
     value = value.item() if hasattr(value, "item") else value
@@ -715,21 +516,18 @@ def run(args) -> int:
     from sklearn_certify.attacks import evaluate_under_attack
 
     _check_attack_options(args)
-    _check_options(args)
+    params = method_params(args)
     X, y, X_test, y_test, source = _load(args)
     _check_classes(args, y)
-    if args.method == "dpa":
-        _check_training_rows(args, X)
-    attack = _attack(args, y)
+    attack = _attack(args, y, METHODS[args.method].unit(**params))
     X_test, y_test = _test_rows(args, attack, X_test, y_test)
-    classifier = _classifier(args)
+    classifier = build(args, params)
+    check_fit(classifier, X, y, args.method)
     _check_evaluation(args, classifier, attack, (X, y, X_test, y_test))
     inputs = [] if args.data == BUNDLED else [("--data", Path(args.data))]
     paths = prepare_out_dir(args.out, EVALUATE_OUTPUTS, inputs)
-    method, described = _method_settings(args)
-    print(
-        f"{args.attack} against {described} on {source}; {X_test.shape[0]} test rows.", flush=True
-    )
+    method, line = described(args, params)
+    print(f"{args.attack} against {line} on {source}; {X_test.shape[0]} test rows.", flush=True)
     rows = evaluate_under_attack(
         classifier, attack, X, y, X_test, y_test, args.budgets, on_violation="warn"
     )
@@ -742,11 +540,11 @@ def run(args) -> int:
         "data": source,
         "n_test": int(X_test.shape[0]),
     }
-    _write(paths, rows, settings, f"{args.attack} vs {described.split(' (')[0]}")
+    _write(paths, rows, settings, f"{args.attack} vs {method['estimator']}")
     print(_table(rows))
     rule = (
         "cert_changed must be 0"
-        if args.method == "dpa"
+        if METHODS[args.method].exact
         else "at most 'tolerated' certified predictions may change (alpha's binomial tolerance)"
     )
     print(
