@@ -16,6 +16,7 @@ SMALL = {
     "rab": ["--n-estimators", "5", "--alpha", "0.2"],
     "denoised": ["--n-estimators", "5", "--alpha", "0.2"],
     "cohen": ["--n-samples", "60", "--alpha", "0.2"],
+    "bagging": ["--n-estimators", "20", "--sample-size", "0.3", "--alpha", "0.2"],
 }
 
 

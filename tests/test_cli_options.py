@@ -52,6 +52,8 @@ CERTIFY_CASES = [
     ),
     (["--sigma", "0.5"], "--sigma applies to --method rab, denoised or cohen only; drop it."),
     (["--method", "cohen"], "--n-partitions applies to --method dpa only; drop it."),
+    (["--sample-size", "1.5"], "argument --sample-size: expected an integer >= 1 or a number in"),
+    (["--sample-size", "0"], "argument --sample-size: expected an integer >= 1, got '0'"),
     (["--method", "denoised", "--denoiser", "mnist"], "argument --denoiser: invalid choice"),
     (["--x-key", "features"], "--x-key: only for .npz files; drop it."),
     (["--hash", "pixel_sum"], "--hash='pixel_sum' needs integer pixel values in 0..255"),

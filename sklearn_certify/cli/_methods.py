@@ -27,6 +27,7 @@ from sklearn_certify.cli._parser import (
     open_fraction,
     positive_float,
     positive_int,
+    size_or_fraction,
 )
 
 __all__ = [
@@ -123,6 +124,12 @@ METHODS = {
             "RandomizedSmoothingClassifier",
             "randomized smoothing of the test input (Cohen et al.), the training set trusted",
         ),
+        Method(
+            "bagging",
+            "CertifiedBaggingClassifier",
+            "bagging (Jia, Cao & Gong), members trained on --sample-size rows drawn with "
+            "replacement",
+        ),
     )
 }
 
@@ -197,6 +204,12 @@ OPTIONS = {
         "modulo k*d as in the official DPA code (integer features 0..255)"
     ),
     "n_estimators": Option("number of members, at least 2", positive_int, "N"),
+    "sample_size": Option(
+        "training rows each member draws with replacement: a count, or a fraction of the "
+        "training rows",
+        size_or_fraction,
+        "K",
+    ),
     "sigma": Option("standard deviation of the smoothing noise in feature units", positive_float),
     "alpha": Option(
         "the certificates hold with probability 1 - alpha (evaluate tolerates the certified "

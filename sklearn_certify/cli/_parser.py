@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -26,7 +27,11 @@ __all__ = [
     "positive_float",
     "positive_int",
     "seed",
+    "size_or_fraction",
 ]
+
+#: An integer as typed (``size_or_fraction`` reads it as a count, anything else as a fraction).
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 #: Largest seed NumPy's RandomState accepts.
 MAX_SEED = 2**32 - 1
@@ -185,6 +190,24 @@ def percentile(text: str) -> float:
         The parsed value.
     """
     return _number(text, float, "a number in (0, 100]", lambda v: 0.0 < v <= 100.0)
+
+
+def size_or_fraction(text: str) -> int | float:
+    """Option value type: a count ``>= 1``, or a fraction in ``(0, 1]`` (written with a point).
+
+    Parameters
+    ----------
+    text : str
+        The value as typed.
+
+    Returns
+    -------
+    int or float
+        The count, or the fraction.
+    """
+    if _INTEGER.fullmatch(text.strip()):
+        return positive_int(text)
+    return _number(text, float, "an integer >= 1 or a number in (0, 1]", lambda v: 0 < v <= 1)
 
 
 def out_folder(text: str) -> Path:
