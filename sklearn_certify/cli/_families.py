@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sklearn_certify.cli._methods import METHODS, UNIT_WORDS
+
 __all__ = [
     "ALPHA",
     "FAMILIES",
@@ -37,10 +39,6 @@ class Family:
         Short name in tables and figures.
     attacker : str
         What the attacker may change.
-    counts : str
-        What the radius counts (the x axis of its panel).
-    exact : bool
-        True if the certificate holds exactly, False if with probability ``1 - alpha``.
     radii : tuple of float
         Reference radii of the printed table, in the family's unit.
     """
@@ -48,9 +46,17 @@ class Family:
     key: str
     name: str
     attacker: str
-    counts: str
-    exact: bool
     radii: tuple
+
+    @property
+    def counts(self) -> str:
+        """What the radius counts (the x axis of its panel), from the method registry."""
+        return UNIT_WORDS[METHODS[self.key].unit()]
+
+    @property
+    def exact(self) -> bool:
+        """True if the certificate holds exactly, False if with probability ``1 - alpha``."""
+        return METHODS[self.key].exact
 
     @property
     def holds(self) -> str:
@@ -68,32 +74,24 @@ FAMILIES = {
         "dpa",
         "DPA",
         "inserts or deletes whole training rows (any features, any labels)",
-        "training rows inserted + deleted",
-        True,
         (1, 5, 10),
     ),
     "rab": Family(
         "rab",
         "RAB",
         "moves training features (e.g. a backdoor trigger); labels and test input stay as they are",
-        "l2 norm of the training-feature change",
-        False,
         (0.1, 0.25, 0.5),
     ),
     "denoised": Family(
         "denoised",
         "denoised smoothing",
         "moves training features, as for RAB; members train on denoised noisy copies",
-        "l2 norm of the training-feature change",
-        False,
         (0.1, 0.25, 0.5),
     ),
     "cohen": Family(
         "cohen",
         "test-time smoothing",
         "moves the test input (evasion); the training set is trusted",
-        "l2 norm of the test-input change",
-        False,
         (0.25, 0.5, 1.0),
     ),
 }
@@ -117,21 +115,16 @@ def build_estimator(key: str, settings: dict):
         :class:`~sklearn_certify.DenoisedSmoothingClassifier` or
         :class:`~sklearn_certify.RandomizedSmoothingClassifier`.
     """
-    from sklearn_certify import (
-        DenoisedSmoothingClassifier,
-        DPAClassifier,
-        RABClassifier,
-        RandomizedSmoothingClassifier,
-    )
     from sklearn_certify.nets import make_digits_mlp, make_digits_net
 
     s = settings
+    estimator = METHODS[key].cls  # the class the registry names
     common = {"random_state": s["seed"]}
     ensemble = {**common, "n_estimators": s["n_members"], "alpha": ALPHA, "verbose": s["verbose"]}
     mlp = {"max_epochs": s["mlp_epochs"], "batch_size": 32, "lr": 0.1, "device": s["device"]}
     if key == "dpa":
         net = make_digits_net(max_epochs=s["epochs"], device=s["device"])
-        return DPAClassifier(
+        return estimator(
             net,
             n_partitions=s["n_partitions"],
             spread=s["spread"],
@@ -141,14 +134,14 @@ def build_estimator(key: str, settings: dict):
             **common,
         )
     if key == "rab":
-        return RABClassifier(make_digits_mlp(**mlp), sigma=0.5, test_noise=False, **ensemble)
+        return estimator(make_digits_mlp(**mlp), sigma=0.5, test_noise=False, **ensemble)
     if key == "denoised":
         from sklearn_certify.denoisers import load_bundled
 
         denoiser = load_bundled("digits", device=s["device"])
-        return DenoisedSmoothingClassifier(make_digits_mlp(**mlp), denoiser, sigma=0.25, **ensemble)
+        return estimator(make_digits_mlp(**mlp), denoiser, sigma=0.25, **ensemble)
     deep = {**mlp, "hidden": 128, "depth": 2, "max_epochs": 4 * s["mlp_epochs"], "batch_size": 64}
-    return RandomizedSmoothingClassifier(
+    return estimator(
         make_digits_mlp(**{**deep, "lr": 0.05}),
         sigma=0.5,
         n_select=100,
