@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import warnings
+from inspect import signature
 from pathlib import Path
 
 from _results import write_section
@@ -59,7 +60,9 @@ def time_case(case: str, repeats: int) -> float:
         buckets = bucket_of_rows(X, k)
         subsets = [np.flatnonzero(buckets == j) for j in range(k)]
         net = make_net(784, 128, epochs=2, batch_size=64, lr=0.05, device="cpu")
-        kw = dict(n_classes=10, random_state=0)
+        # the base seed is fit_members' seed= (random_state= before the rename)
+        seed_name = "seed" if "seed" in signature(engine.fit_members).parameters else "random_state"
+        kw = {"n_classes": 10, seed_name: 0}
 
         def run():
             if hasattr(engine, "MemberPlan"):  # the engine after the member-plan redesign

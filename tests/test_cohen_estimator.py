@@ -313,3 +313,17 @@ def test_bad_input_at_certify_time(one_vs_seven):
     # certify reads what fit recorded: a parameter set since (even an invalid one) is unused
     before = clf.certify(X_test[:3]).radius
     np.testing.assert_array_equal(clf.set_params(n_samples=0).certify(X_test[:3]).radius, before)
+
+
+def test_parameters_are_validated_once_per_fit(one_vs_seven, monkeypatch):
+    """``fit``'s ``_fit_context`` validates the parameters; nothing validates them again."""
+    X, y, _, _ = one_vs_seven
+    calls = []
+    original = RandomizedSmoothingClassifier._validate_params
+    monkeypatch.setattr(
+        RandomizedSmoothingClassifier,
+        "_validate_params",
+        lambda self: calls.append(1) or original(self),
+    )
+    smoothed().fit(X[:100], y[:100])
+    assert calls == [1]

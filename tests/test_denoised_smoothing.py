@@ -14,7 +14,7 @@ from skorch import NeuralNetClassifier
 from sklearn_certify import DenoisedSmoothingClassifier, RABClassifier
 from sklearn_certify.datasets import load_digits, load_digits_for_denoising
 from sklearn_certify.denoisers import load_bundled
-from sklearn_certify.ensemble._seeding import view_seed
+from sklearn_certify.ensemble import member_seed
 from sklearn_certify.metrics import certified_accuracy
 from sklearn_certify.smoothing import keyed_normal
 from tests._ensemble_helpers import TinyMLP
@@ -75,7 +75,7 @@ def test_member_k_trains_on_the_denoised_noisy_copy(digits17, bundled):
         Recorder(), bundled, n_estimators=3, sigma=0.25, random_state=0
     ).fit(X, y)
     for k, member in enumerate(clf.estimators_):
-        seed = torch.tensor([view_seed(clf.seed_, k)])
+        seed = torch.tensor([member_seed(clf.seed_, k, "view")])
         noise = keyed_normal(seed, torch.arange(len(X))[None], (64,), dtype=torch.float32)[0]
         expected = bundled.denoise(X + 0.25 * noise.numpy(), 0.25)
         np.testing.assert_array_equal(member.X_, expected)

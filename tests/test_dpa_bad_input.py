@@ -203,7 +203,7 @@ def test_module_classes_from_main_work_with_n_jobs(monkeypatch):
     Main = type("MainMLP", (TinyMLP,), {"__module__": "__main__"})
     net = NeuralNetClassifier(Main, criterion=torch.nn.CrossEntropyLoss, max_epochs=1)
     rows = [np.arange(0, 100), np.arange(100, 200)]
-    kw = dict(n_classes=10, random_state=0, engine="loop", n_jobs=2)
+    kw = dict(n_classes=10, seed=0, engine="loop", n_jobs=2)
     members = fit_members(net, X, y, MemberPlan(rows), **kw)
     assert len(members) == 2
     with parallel_config(backend="loky"):

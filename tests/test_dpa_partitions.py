@@ -281,7 +281,7 @@ def test_refit_one_member_on_its_recorded_rows_is_bit_identical(engine):
     for j in (0, 7, n_members - 1):
         plan = MemberPlan([clf.member_rows_[j]], member_ids=[j], n_members_total=n_members)
         (again,) = fit_members(
-            net, X, y_enc, plan, n_classes=10, random_state=clf.seed_, engine=engine
+            net, X, y_enc, plan, n_classes=10, seed=clf.seed_, engine=engine
         )
         for p, q in zip(
             clf.estimators_[j].module_.parameters(), again.module_.parameters(), strict=True

@@ -154,3 +154,51 @@ def test_pickle_keeps_members_and_drops_the_lazy_list(digits):
 def test_unfitted_estimators_attribute_error():
     with pytest.raises(AttributeError, match="not fitted"):
         _ = BlockVote(DecisionTreeClassifier()).estimators_
+
+
+# ------------------------------------------------------------------ one fit pipeline
+def test_ensemble_modules_never_import_the_package_face():
+    """``ensemble/_*.py`` import their siblings, never ``sklearn_certify.ensemble`` itself."""
+    import ast
+    from pathlib import Path
+
+    import sklearn_certify.ensemble as ensemble
+
+    for path in Path(ensemble.__file__).parent.glob("_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert node.module != "sklearn_certify.ensemble", path.name
+            elif isinstance(node, ast.Import):
+                assert "sklearn_certify.ensemble" not in [a.name for a in node.names], path.name
+
+
+def test_fit_validates_once_and_trains_without_rechecking(monkeypatch):
+    """The base validates X, y and the estimator; training does not run fit_members' checks."""
+    import sklearn_certify.ensemble._fit as fit_module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("fit_members' input checks ran inside an estimator's fit")
+
+    monkeypatch.setattr(fit_module, "_check_inputs", refuse)
+    X, y = first_digits(120)
+    clf = BlockVote(DecisionTreeClassifier(), n_blocks=3, random_state=0).fit(X, y)
+    assert len(clf.estimators_) == 3
+
+
+def test_nested_net_sharing_weights_is_refused_by_the_estimator_check(monkeypatch):
+    """A Pipeline's skorch net holding a module instance is refused before planning."""
+    import torch
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+    from skorch import NeuralNetClassifier
+
+    from tests._ensemble_helpers import TinyMLP
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the plan was made before the estimator was refused")
+
+    monkeypatch.setattr(BlockVote, "_member_plan", refuse)
+    net = NeuralNetClassifier(TinyMLP(), criterion=torch.nn.CrossEntropyLoss)
+    X, y = first_digits(60)
+    with pytest.raises(TypeError, match=r"estimator \(skorch net #\d\).*nn\.Module instance"):
+        BlockVote(make_pipeline(FunctionTransformer(), net)).fit(X.astype(np.float32), y)

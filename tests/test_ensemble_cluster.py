@@ -136,7 +136,7 @@ def test_process_backends_refuse_main_classes_before_training():
             pytest.raises(TypeError, match=r"ScriptMLP is defined in __main__.*importable"),
         ):
             fit_members(
-                net, X, y, subsets, n_classes=10, random_state=0, n_jobs=2, engine="loop"
+                net, X, y, subsets, n_classes=10, seed=0, n_jobs=2, engine="loop"
             )
 
 
@@ -159,8 +159,8 @@ def test_threads_still_train_main_classes():
     X, y = first_digits(120)
     subsets, _ = disjoint_subsets(len(X), [40, 40, 40])
     net = _net(_main_class())
-    one = fit_members(net, X, y, subsets, n_classes=10, random_state=0, engine="loop")
-    two = fit_members(net, X, y, subsets, n_classes=10, random_state=0, engine="loop", n_jobs=2)
+    one = fit_members(net, X, y, subsets, n_classes=10, seed=0, engine="loop")
+    two = fit_members(net, X, y, subsets, n_classes=10, seed=0, engine="loop", n_jobs=2)
     for a, b in zip(one, two, strict=True):
         for p, q in zip(a.module_.parameters(), b.module_.parameters(), strict=True):
             assert torch.equal(p, q)

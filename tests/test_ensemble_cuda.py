@@ -52,7 +52,7 @@ def test_exact_partition_independence_on_cuda(digits):
     sizes = [24, 17, 9, 40, 31, 16, 8]
     subsets, rest = disjoint_subsets(len(X), sizes, seed=3)
     big = int(np.argmax(sizes))
-    kw = dict(n_classes=10, random_state=5, engine="vectorized", chunk_size=3)
+    kw = dict(n_classes=10, seed=5, engine="vectorized", chunk_size=3)
     ref = fit_members(_net(), X, y, MemberPlan(subsets, None, 7), **kw)
     assert isinstance(ref, StackedMembers) and ref.device.type == "cuda"
     changed = list(subsets)
@@ -74,7 +74,7 @@ def test_cuda_engines_agree_and_views_run_on_the_device(digits):
         return keyed_noise(Xb, row_ids, member_ids, seeds)
 
     plan = MemberPlan(ALL_ROWS, member_ids=range(4), view=view)
-    kw = dict(n_classes=10, random_state=2)
+    kw = dict(n_classes=10, seed=2)
     vec = fit_members(_net(), X, y, plan, engine="vectorized", chunk_size=2, **kw)
     assert set(seen) == {("cuda", "cuda", "cuda")}
     loop = fit_members(_net(), X, y, plan, engine="loop", **kw)

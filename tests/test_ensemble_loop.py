@@ -64,7 +64,7 @@ def test_members_are_fitted_clones_trained_on_their_rows(digits):
     X, y = digits
     subsets = [np.arange(0, 100), np.arange(100, 250)]
     base = LogisticRegression(max_iter=200)
-    members = fit_members(base, X, y, subsets, n_classes=10, random_state=0, engine="loop")
+    members = fit_members(base, X, y, subsets, n_classes=10, seed=0, engine="loop")
     assert len(members) == 2
     assert all(m is not base for m in members)
     assert not hasattr(base, "coef_")
@@ -76,33 +76,33 @@ def test_row_order_is_respected(digits):
     """A member sees its rows in exactly the given order (an order-sensitive learner shows it)."""
     X, y = digits
     idx = np.arange(0, 80)
-    kw = dict(n_classes=10, random_state=1, engine="loop")
+    kw = dict(n_classes=10, seed=1, engine="loop")
     base = SGDClassifier(shuffle=False, max_iter=5, tol=None)
     a = fit_members(base, X, y, [idx], **kw)[0]
     b = fit_members(base, X, y, [idx[::-1]], **kw)[0]
     assert not np.array_equal(a.coef_, b.coef_)
 
 
-def test_seed_depends_on_random_state_and_member_id_only(digits):
+def test_member_seeds_depend_on_the_base_seed_and_member_id_only(digits):
     X, y = digits
     subsets, _ = disjoint_subsets(len(X), [60, 60, 60])
     base = SGDClassifier(max_iter=5, tol=None)
     kw = dict(n_classes=10, engine="loop")
-    first = fit_members(base, X, y, subsets, random_state=4, **kw)
-    again = fit_members(base, X, y, subsets, random_state=4, **kw)
+    first = fit_members(base, X, y, subsets, seed=4, **kw)
+    again = fit_members(base, X, y, subsets, seed=4, **kw)
     assert [m.random_state for m in first] == [m.random_state for m in again]
     assert len({m.random_state for m in first}) == 3
-    other = fit_members(base, X, y, subsets, random_state=5, **kw)
+    other = fit_members(base, X, y, subsets, seed=5, **kw)
     assert [m.random_state for m in other] != [m.random_state for m in first]
     # member id 2 alone, called with its id, gets the same seed and fit
-    alone = fit_members(base, X, y, MemberPlan(subsets[2:], member_ids=[2]), random_state=4, **kw)[
+    alone = fit_members(base, X, y, MemberPlan(subsets[2:], member_ids=[2]), seed=4, **kw)[
         0
     ]
     assert alone.random_state == first[2].random_state
     assert _same(_sgd_state(alone), _sgd_state(first[2]))
     # nested random_state params (Pipeline) are seeded too
     pipe = make_pipeline(StandardScaler(), SGDClassifier(max_iter=5, tol=None))
-    fitted = fit_members(pipe, X, y, subsets, random_state=4, **kw)
+    fitted = fit_members(pipe, X, y, subsets, seed=4, **kw)
     assert len({m[-1].random_state for m in fitted}) == 3
 
 
@@ -110,8 +110,8 @@ def test_skorch_members_deterministic_and_configured(digits):
     X, y = digits
     subsets, _ = disjoint_subsets(len(X), [50, 70])
     net = _net()
-    a = fit_members(net, X, y, subsets, n_classes=10, random_state=0, engine="loop")
-    b = fit_members(net, X, y, subsets, n_classes=10, random_state=0, engine="loop")
+    a = fit_members(net, X, y, subsets, n_classes=10, seed=0, engine="loop")
+    b = fit_members(net, X, y, subsets, n_classes=10, seed=0, engine="loop")
     for m1, m2 in zip(a, b, strict=True):
         assert _same(_net_state(m1), _net_state(m2))
         assert m1.train_split is None and m1.verbose == 0
@@ -123,7 +123,7 @@ def test_skorch_members_deterministic_and_configured(digits):
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    fit_members(net, X, y, subsets[:1], n_classes=10, random_state=0, engine="loop")
+    fit_members(net, X, y, subsets[:1], n_classes=10, seed=0, engine="loop")
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -140,7 +140,7 @@ def test_n_jobs_one_and_two_identical_whatever_the_threads(digits, engine):
     previous = torch.get_num_threads()
     try:
         for base, state in bases:
-            kw = dict(n_classes=10, random_state=2, engine=engine)
+            kw = dict(n_classes=10, seed=2, engine=engine)
             with threadpool_limits(2):
                 torch.set_num_threads(2)
                 one = fit_members(base, X, y, subsets, n_jobs=1, **kw)
@@ -170,7 +170,7 @@ def test_members_train_and_score_with_member_threads(digits):
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        members = fit_members(Recording(), X, y, [np.arange(40)], n_classes=10, random_state=0)
+        members = fit_members(Recording(), X, y, [np.arange(40)], n_classes=10, seed=0)
         member_outputs(members, X[:5], n_classes=10)
         assert torch.get_num_threads() == 2
     finally:
@@ -195,7 +195,7 @@ def test_vectorized_members_do_not_depend_on_the_thread_count(digits):
             for threads in (1, 3):
                 torch.set_num_threads(threads)
                 members = fit_members(
-                    net, X, y, subsets, n_classes=10, random_state=2, engine="vectorized"
+                    net, X, y, subsets, n_classes=10, seed=2, engine="vectorized"
                 )
                 fitted.append((members, members.outputs(X[:50])))
             (a, out_a), (b, out_b) = fitted
@@ -209,9 +209,9 @@ def test_vectorized_members_do_not_depend_on_the_thread_count(digits):
 def test_threading_backend_identical(digits):
     X, y = digits
     subsets, _ = disjoint_subsets(len(X), [40, 50, 60])
-    one = fit_members(_net(), X, y, subsets, n_classes=10, random_state=2, engine="loop")
+    one = fit_members(_net(), X, y, subsets, n_classes=10, seed=2, engine="loop")
     with parallel_config(backend="threading", n_jobs=2):
-        threaded = fit_members(_net(), X, y, subsets, n_classes=10, random_state=2, engine="loop")
+        threaded = fit_members(_net(), X, y, subsets, n_classes=10, seed=2, engine="loop")
     for m1, m2 in zip(one, threaded, strict=True):
         assert _same(_net_state(m1), _net_state(m2))
 
@@ -221,7 +221,7 @@ def test_dask_backend(digits):
     X, y = digits
     subsets, _ = disjoint_subsets(len(X), [40, 50, 60])
     base = ExtraTreeClassifier()
-    local = fit_members(base, X, y, subsets, n_classes=10, random_state=3, engine="loop")
+    local = fit_members(base, X, y, subsets, n_classes=10, seed=3, engine="loop")
     with (
         distributed.LocalCluster(
             n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
@@ -229,9 +229,9 @@ def test_dask_backend(digits):
         distributed.Client(cluster),
     ):
         with parallel_config(backend="dask"):
-            remote = fit_members(base, X, y, subsets, n_classes=10, random_state=3, n_jobs=-1)
+            remote = fit_members(base, X, y, subsets, n_classes=10, seed=3, n_jobs=-1)
             nets = fit_members(
-                _net(), X, y, subsets, n_classes=10, random_state=3, n_jobs=-1, engine="loop"
+                _net(), X, y, subsets, n_classes=10, seed=3, n_jobs=-1, engine="loop"
             )
             # vectorized chunks are dispatched through the same backend
             chunks = fit_members(
@@ -240,7 +240,7 @@ def test_dask_backend(digits):
                 y,
                 subsets,
                 n_classes=10,
-                random_state=3,
+                seed=3,
                 n_jobs=-1,
                 engine="vectorized",
                 chunk_size=2,
@@ -248,14 +248,14 @@ def test_dask_backend(digits):
     for m1, m2 in zip(local, remote, strict=True):
         assert _same(_tree_state(m1), _tree_state(m2))
     for m1, m2 in zip(
-        fit_members(_net(), X, y, subsets, n_classes=10, random_state=3, engine="loop"),
+        fit_members(_net(), X, y, subsets, n_classes=10, seed=3, engine="loop"),
         nets,
         strict=True,
     ):
         assert _same(_net_state(m1), _net_state(m2))
     for m1, m2 in zip(
         fit_members(
-            _net(), X, y, subsets, n_classes=10, random_state=3, engine="vectorized", chunk_size=2
+            _net(), X, y, subsets, n_classes=10, seed=3, engine="vectorized", chunk_size=2
         ),
         chunks,
         strict=True,
@@ -278,7 +278,7 @@ def test_exact_partition_independence_loop(digits, base, state):
     sizes = [30, 45, 21, 60, 38]
     subsets, rest = disjoint_subsets(len(X), sizes)
     big = int(np.argmax(sizes))
-    kw = dict(n_classes=10, random_state=7, engine="loop")
+    kw = dict(n_classes=10, seed=7, engine="loop")
     ref = fit_members(base, X, y, subsets, **kw)
     for change in ("insert", "delete"):
         changed = list(subsets)
@@ -301,20 +301,20 @@ def test_module_instance_and_file_callbacks_refused(digits):
     X, y = digits
     net = NeuralNetClassifier(TinyMLP(), criterion=torch.nn.CrossEntropyLoss)
     with pytest.raises(TypeError, match="module class"):
-        fit_members(net, X, y, [np.arange(20)], n_classes=10, random_state=0)
+        fit_members(net, X, y, [np.arange(20)], n_classes=10, seed=0)
     pipe = make_pipeline(StandardScaler(), net)
     with pytest.raises(TypeError, match=r"nn\.Module instance"):
-        fit_members(pipe, X, y, [np.arange(20)], n_classes=10, random_state=0)
+        fit_members(pipe, X, y, [np.arange(20)], n_classes=10, seed=0)
     net = _net(callbacks=[Checkpoint(dirname="/nonexistent")])
     with pytest.raises(ValueError, match="Checkpoint"):
-        fit_members(net, X, y, [np.arange(20)], n_classes=10, random_state=0)
+        fit_members(net, X, y, [np.arange(20)], n_classes=10, seed=0)
 
 
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(random_state=None), TypeError, "random_state"),
-        (dict(random_state=-1), ValueError, "random_state"),
+        (dict(seed=None), TypeError, "seed"),
+        (dict(seed=-1), ValueError, "seed"),
         (dict(engine="fast"), ValueError, "engine"),
         (dict(n_classes=0), ValueError, "n_classes"),
         (dict(engine="vectorized"), ValueError, "skorch"),
@@ -323,7 +323,7 @@ def test_module_instance_and_file_callbacks_refused(digits):
 )
 def test_bad_arguments(digits, kwargs, error, match):
     X, y = digits
-    params = dict(n_classes=10, random_state=0)
+    params = dict(n_classes=10, seed=0)
     params.update(kwargs)
     subsets = [np.arange(10), np.arange(10, 20)]
     base = LogisticRegression() if "chunk_size" not in kwargs else _net()
@@ -333,7 +333,7 @@ def test_bad_arguments(digits, kwargs, error, match):
 
 def test_bad_subsets_and_labels(digits):
     X, y = digits
-    kw = dict(n_classes=10, random_state=0)
+    kw = dict(n_classes=10, seed=0)
     with pytest.raises(ValueError, match="empty"):
         fit_members(LogisticRegression(), X, y, [np.array([], dtype=int)], **kw)
     with pytest.raises(ValueError, match="outside"):
@@ -356,7 +356,7 @@ def test_verbose_progress_bar(digits, capsys):
         y,
         [np.arange(30), np.arange(30, 60)],
         n_classes=10,
-        random_state=0,
+        seed=0,
         verbose=1,
     )
     assert "fitting members" in capsys.readouterr().err

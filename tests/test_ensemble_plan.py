@@ -19,7 +19,7 @@ from sklearn_certify.ensemble import (
     member_seed,
 )
 from sklearn_certify.ensemble._loop import member_batches
-from sklearn_certify.ensemble._seeding import PURPOSES, shuffle_seed, torch_init_seed
+from sklearn_certify.ensemble._seeding import PURPOSES, sklearn_seed
 from tests._ensemble_helpers import TinyMLP, first_digits, keyed_noise
 
 
@@ -99,11 +99,17 @@ def test_member_batches_group_members_per_task():
 
 
 # ---------------------------------------------------------------------------- member_seed
-def test_member_seed_matches_the_engine_seeds():
-    for rs, mid in ((0, 0), (5, 17), (2**31, 10**6)):
-        assert member_seed(rs, mid, "torch_init") == torch_init_seed(rs, mid)
-        assert member_seed(rs, mid, "shuffle") == shuffle_seed(rs, mid)
-        assert 0 <= member_seed(rs, mid, "view") < 2**63
+def test_member_seed_is_the_documented_seed_sequence_draw():
+    """Every engine seed is SeedSequence([seed, member_id, word]) as documented (certificates
+    of a given random_state stay what they were)."""
+    for seed, mid in ((0, 0), (5, 17), (2**31, 10**6)):
+        for purpose, word in PURPOSES.items():
+            state = np.random.SeedSequence([seed, mid, word]).generate_state(2, dtype=np.uint32)
+            expected = (int(state[0]) << 31) | (int(state[1]) >> 1)
+            if purpose != "sklearn":
+                assert member_seed(seed, mid, purpose) == expected < 2**63
+        word = np.random.SeedSequence([seed, mid, PURPOSES["sklearn"]]).generate_state(1)[0]
+        assert sklearn_seed(seed, mid) == int(word >> 1) < 2**31
 
 
 @settings(max_examples=60, deadline=None)
@@ -112,13 +118,13 @@ def test_member_seed_matches_the_engine_seeds():
     st.integers(0, 10**6),
     st.sampled_from([*PURPOSES, "my noise", "u"]),
 )
-def test_member_seed_is_a_function_of_its_arguments(random_state, member_id, purpose):
-    seed = member_seed(random_state, member_id, purpose)
-    assert seed == member_seed(random_state, member_id, purpose)
-    assert seed != member_seed(random_state, member_id + 1, purpose)
-    assert seed != member_seed(random_state + 1, member_id, purpose)
+def test_member_seed_is_a_function_of_its_arguments(seed, member_id, purpose):
+    derived = member_seed(seed, member_id, purpose)
+    assert derived == member_seed(seed, member_id, purpose)
+    assert derived != member_seed(seed, member_id + 1, purpose)
+    assert derived != member_seed(seed + 1, member_id, purpose)
     other = "test_view" if purpose != "test_view" else "view"
-    assert seed != member_seed(random_state, member_id, other)
+    assert derived != member_seed(seed, member_id, other)
 
 
 @pytest.mark.parametrize(
@@ -140,11 +146,11 @@ def test_member_seed_bad_arguments(args, error):
 def test_all_rows_members_see_every_row_in_both_engines(digits):
     X, y = digits
     plan = MemberPlan(ALL_ROWS, member_ids=[0, 1, 2])
-    trees = fit_members(DecisionTreeClassifier(), X, y, plan, n_classes=10, random_state=0)
+    trees = fit_members(DecisionTreeClassifier(), X, y, plan, n_classes=10, seed=0)
     assert all(t.tree_.n_node_samples[0] == len(X) for t in trees)
     # members differ only through their seeds
     assert len({t.random_state for t in trees}) == 3
-    kw = dict(n_classes=10, random_state=0)
+    kw = dict(n_classes=10, seed=0)
     loop = fit_members(_net(), X, y, plan, engine="loop", **kw)
     vec = fit_members(_net(), X, y, plan, engine="vectorized", chunk_size=2, **kw)
     for a, b in zip(loop, vec, strict=True):
@@ -169,7 +175,7 @@ def test_vectorized_all_rows_keeps_one_copy_of_X(digits, monkeypatch):
         y,
         MemberPlan(ALL_ROWS, member_ids=range(6)),
         n_classes=10,
-        random_state=0,
+        seed=0,
         engine="vectorized",
         chunk_size=2,
     )
@@ -182,7 +188,7 @@ def test_view_gets_row_ids_member_ids_and_view_seeds(digits, engine):
     rows = [np.arange(0, 40), np.arange(100, 130)]
     view = Recorder()
     plan = MemberPlan(rows, member_ids=[3, 5], n_members_total=6, view=view)
-    fit_members(_net(), X, y, plan, n_classes=10, random_state=11, engine=engine, chunk_size=6)
+    fit_members(_net(), X, y, plan, n_classes=10, seed=11, engine=engine, chunk_size=6)
     seen = {}
     for shape, row_ids, member_ids, seeds in view.calls:
         assert row_ids.shape == shape[:2]
@@ -213,7 +219,7 @@ def test_view_is_a_fixed_function_of_member_and_row_across_epochs(digits):
         return out
 
     plan = MemberPlan(ALL_ROWS, member_ids=[0, 1], view=view)
-    fit_members(_net(), X[:50], y[:50], plan, n_classes=10, random_state=2, chunk_size=2)
+    fit_members(_net(), X[:50], y[:50], plan, n_classes=10, seed=2, chunk_size=2)
     assert len({mid for mid, _ in seen}) == 2
     for copies in seen.values():
         assert len(copies) >= 3  # three epochs (more with padding)
@@ -224,7 +230,7 @@ def test_view_changes_training_and_members_do_not_depend_on_other_members(digits
     X, y = digits
     base = LogisticRegression(max_iter=300)
     rows = [np.arange(0, 100), np.arange(100, 200), np.arange(200, 300)]
-    kw = dict(n_classes=10, random_state=4)
+    kw = dict(n_classes=10, seed=4)
     plain = fit_members(base, X, y, rows, **kw)
     viewed = fit_members(base, X, y, MemberPlan(rows, view=keyed_noise), **kw)
     alone = fit_members(base, X, y, MemberPlan(rows[1:2], [1], 3, keyed_noise), **kw)[0]
@@ -236,9 +242,9 @@ def test_bad_view_output_is_a_clear_error(digits):
     X, y = digits
     plan = MemberPlan([np.arange(40)], view=lambda X, r, m, s: X[..., :3])
     with pytest.raises(ValueError, match="shape and dtype"):
-        fit_members(LogisticRegression(), X, y, plan, n_classes=10, random_state=0)
+        fit_members(LogisticRegression(), X, y, plan, n_classes=10, seed=0)
     with pytest.raises(ValueError, match="shape and dtype"):
-        fit_members(_net(), X, y, plan, n_classes=10, random_state=0, engine="vectorized")
+        fit_members(_net(), X, y, plan, n_classes=10, seed=0, engine="vectorized")
 
 
 # ---------------------------------------------------------------------------- test-time views
@@ -253,13 +259,13 @@ def test_test_view_in_scoring(digits, engine):
     X, y = digits
     rows = [np.arange(0, 60), np.arange(60, 120), np.arange(120, 180)]
     members = fit_members(
-        _net(), X, y, rows, n_classes=10, random_state=3, engine=engine, chunk_size=2
+        _net(), X, y, rows, n_classes=10, seed=3, engine=engine, chunk_size=2
     )
     if engine == "vectorized":
         assert isinstance(members, StackedMembers)
     plain = member_outputs(members, X[:9], n_classes=10)
     viewed = member_outputs(
-        members, X[:9], n_classes=10, view=offset_view, member_ids=[0, 1, 2], random_state=3
+        members, X[:9], n_classes=10, view=offset_view, member_ids=[0, 1, 2], seed=3
     )
     assert not np.allclose(plain, viewed)
     for j in range(3):
@@ -270,8 +276,8 @@ def test_test_view_in_scoring(digits, engine):
 
 def test_test_view_needs_ids_and_seed_for_lists(digits):
     X, y = digits
-    members = fit_members(LogisticRegression(), X, y, [np.arange(50)], n_classes=10, random_state=0)
-    with pytest.raises(ValueError, match="member_ids and random_state"):
+    members = fit_members(LogisticRegression(), X, y, [np.arange(50)], n_classes=10, seed=0)
+    with pytest.raises(ValueError, match="member_ids and seed"):
         member_outputs(members, X[:3], n_classes=10, view=offset_view)
 
 
@@ -279,7 +285,7 @@ def test_test_view_needs_ids_and_seed_for_lists(digits):
 def test_sklearn_members_scored_in_parallel_agree(digits, n_jobs):
     X, y = digits
     rows = [np.arange(i, 300, 7) for i in range(7)]
-    members = fit_members(DecisionTreeClassifier(), X, y, rows, n_classes=10, random_state=1)
+    members = fit_members(DecisionTreeClassifier(), X, y, rows, n_classes=10, seed=1)
     one = member_outputs(members, X, n_classes=10)
     assert np.array_equal(member_outputs(members, X, n_classes=10, n_jobs=n_jobs), one)
 
@@ -288,7 +294,7 @@ def test_view_once_trains_the_same_members_as_a_view_per_step(digits):
     """Applying the view once per member or to every batch gives the same rows, hence the same
     members (it only trades memory for time)."""
     X, y = digits
-    kw = dict(n_classes=10, random_state=4, engine="vectorized", chunk_size=3)
+    kw = dict(n_classes=10, seed=4, engine="vectorized", chunk_size=3)
     fitted = []
     for once in (False, True):
         plan = MemberPlan(ALL_ROWS, member_ids=range(5), view=keyed_noise, view_once=once)
@@ -301,18 +307,18 @@ def test_view_once_trains_the_same_members_as_a_view_per_step(digits):
 def test_view_once_auto_keeps_copies_only_while_they_fit(digits):
     """'auto' applies the view once while the chunk's copies fit the budget, per step
     otherwise; both give the same members."""
-    from sklearn_certify.ensemble._net_config import NetConfig, unsupported_reason
+    from sklearn_certify.ensemble._net_config import unsupported_reason
     from sklearn_certify.ensemble._vectorized import _chunking
 
     X, y = digits
     plan = MemberPlan(ALL_ROWS, member_ids=range(6), view=keyed_noise, view_once="auto")
     net = _net()
-    config, probe = NetConfig(net, 10), unsupported_reason(net, X, 10)[1]
+    _, config, probe = unsupported_reason(net, X, 10)
     assert _chunking(config, probe, X, plan, None, None)[1]  # 300 x 64 rows: copies fit
     assert not _chunking(config, probe, X, plan, None, 4 * X.nbytes)[1]  # a tiny budget
     assert _chunking(config, probe, X, plan, 3, None) == (3, True)
     assert _chunking(config, probe, X, plan, 3, 2 * X.nbytes) == (3, False)
-    kw = dict(n_classes=10, random_state=1, engine="vectorized", chunk_size=3)
+    kw = dict(n_classes=10, seed=1, engine="vectorized", chunk_size=3)
     big = fit_members(net, X, y, plan, **kw)
     small = fit_members(net, X, y, plan, memory_budget=2 * X.nbytes, **kw)
     for a, b in zip(big, small, strict=True):

@@ -31,7 +31,7 @@ def fitted():
         y,
         MemberPlan(subsets, member_ids=[0, 1, 2, 4, 6]),
         n_classes=10,
-        random_state=3,
+        seed=3,
         engine="vectorized",
         chunk_size=3,
     )

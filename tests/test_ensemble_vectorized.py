@@ -102,7 +102,7 @@ def test_vectorized_matches_loop(digits, name):
     X, y = digits
     subsets, _ = disjoint_subsets(len(X), [23, 40, 17, 8])
     net = _net(**CONFIGS[name])
-    kw = dict(n_classes=10, random_state=11)
+    kw = dict(n_classes=10, seed=11)
     loop = fit_members(net, X, y, subsets, engine="loop", **kw)
     vec = fit_members(net, X, y, subsets, engine="vectorized", **kw)
     for a, b in zip(loop, vec, strict=True):
@@ -115,8 +115,8 @@ def test_vectorized_cnn_on_images_matches_loop():
     X, y = X[:300], y[:300]
     subsets, _ = disjoint_subsets(len(X), [30, 25, 41])
     net = _net(TinyCNN, optimizer__momentum=0.9, max_epochs=2)
-    loop = fit_members(net, X, y, subsets, n_classes=10, random_state=0, engine="loop")
-    vec = fit_members(net, X, y, subsets, n_classes=10, random_state=0, engine="vectorized")
+    loop = fit_members(net, X, y, subsets, n_classes=10, seed=0, engine="loop")
+    vec = fit_members(net, X, y, subsets, n_classes=10, seed=0, engine="vectorized")
     for a, b in zip(loop, vec, strict=True):
         for pa, pb in zip(_params(a), _params(b), strict=True):
             torch.testing.assert_close(pa, pb, rtol=0, atol=2e-5)
@@ -144,7 +144,7 @@ def test_exact_partition_independence_vectorized(digits, chunk_size, module, opt
     subsets, rest = disjoint_subsets(len(X), sizes, seed=3)
     big = int(np.argmax(sizes))
     net = _net(module, **opt)
-    kw = dict(n_classes=10, random_state=5, engine="vectorized", chunk_size=chunk_size)
+    kw = dict(n_classes=10, seed=5, engine="vectorized", chunk_size=chunk_size)
     total = len(sizes)
     ref = [_params(m) for m in fit_members(net, X, y, MemberPlan(subsets, None, total), **kw)]
     for change in ("insert", "delete"):
@@ -167,7 +167,7 @@ def test_dropout_nets_are_vectorized_deterministic_and_leave_torch_rng_alone(dig
     """Dropout draws come from per-(chunk, step) seeds (independence: the test above)."""
     X, y = digits
     subsets, _ = disjoint_subsets(len(X), [24, 17, 40, 16], seed=3)
-    kw = dict(n_classes=10, random_state=5, chunk_size=3)
+    kw = dict(n_classes=10, seed=5, chunk_size=3)
     net = _net(DropMLP, optimizer__momentum=0.9)
     rng_state = torch.get_rng_state()
     with warnings.catch_warnings():
@@ -185,7 +185,7 @@ def test_vectorized_n_jobs_and_results_are_ordinary_nets(digits):
     X, y = digits
     subsets, _ = disjoint_subsets(len(X), [20, 30, 25, 35, 10])
     net = _net(optimizer__momentum=0.9)
-    kw = dict(n_classes=10, random_state=1, engine="vectorized", chunk_size=2)
+    kw = dict(n_classes=10, seed=1, engine="vectorized", chunk_size=2)
     one = fit_members(net, X, y, subsets, n_jobs=1, **kw)
     two = fit_members(net, X, y, subsets, n_jobs=2, **kw)
     for a, b in zip(one, two, strict=True):
@@ -200,13 +200,13 @@ def test_vectorized_n_jobs_and_results_are_ordinary_nets(digits):
 
 
 def test_auto_uses_vectorized_engine_for_supported_nets(digits, monkeypatch):
-    import sklearn_certify.ensemble as ens
+    import sklearn_certify.ensemble._fit as ens
 
     calls = []
     original = ens.fit_vectorized
     monkeypatch.setattr(ens, "fit_vectorized", lambda *a, **k: calls.append(1) or original(*a, **k))
     X, y = digits
-    fit_members(_net(), X, y, [np.arange(20)], n_classes=10, random_state=0)
+    fit_members(_net(), X, y, [np.arange(20)], n_classes=10, seed=0)
     assert calls == [1]
 
 
@@ -237,8 +237,8 @@ def test_fallback_to_loop_with_warning(digits, net, reason):
     X, y = digits
     subsets, _ = disjoint_subsets(len(X), [20, 24])
     with pytest.warns(EngineFallbackWarning, match=reason):
-        members = fit_members(net, X, y, subsets, n_classes=10, random_state=0)
-    loop = fit_members(net, X, y, subsets, n_classes=10, random_state=0, engine="loop")
+        members = fit_members(net, X, y, subsets, n_classes=10, seed=0)
+    loop = fit_members(net, X, y, subsets, n_classes=10, seed=0, engine="loop")
     for a, b in zip(members, loop, strict=True):
         assert _equal(_params(a), _params(b))
 
@@ -250,7 +250,7 @@ def test_plain_neuralnet_and_vectorized_outputs(digits):
     net = NeuralNet(
         TinyMLP, criterion=torch.nn.CrossEntropyLoss, max_epochs=2, batch_size=16, lr=0.1
     )
-    members = fit_members(net, X, y, subsets, n_classes=10, random_state=0, engine="vectorized")
+    members = fit_members(net, X, y, subsets, n_classes=10, seed=0, engine="vectorized")
     out = member_outputs(members, X[:50], n_classes=10)
     for j, m in enumerate(members):
         ref = m.forward(X[:50]).numpy()
@@ -260,7 +260,7 @@ def test_plain_neuralnet_and_vectorized_outputs(digits):
 def test_verbose_and_cuda_device_request(digits, capsys):
     X, y = digits
     fit_members(
-        _net(), X, y, [np.arange(20), np.arange(20, 40)], n_classes=10, random_state=0, verbose=2
+        _net(), X, y, [np.arange(20), np.arange(20, 40)], n_classes=10, seed=0, verbose=2
     )
     err = capsys.readouterr().err
     assert "fitting members" in err and "vectorized steps" in err  # members, and steps at 2
@@ -272,7 +272,7 @@ def test_verbose_and_cuda_device_request(digits, capsys):
         y,
         [np.arange(20)],
         n_classes=10,
-        random_state=0,
+        seed=0,
         engine="vectorized",
     )
     assert next(members[0].module_.parameters()).is_cuda
@@ -281,4 +281,43 @@ def test_verbose_and_cuda_device_request(digits, capsys):
 def test_dtype_mismatch_is_an_error(digits):
     X, y = digits
     with pytest.raises(TypeError, match="float32"):
-        fit_members(_net(), X.astype(np.float64), y, [np.arange(20)], n_classes=10, random_state=0)
+        fit_members(_net(), X.astype(np.float64), y, [np.arange(20)], n_classes=10, seed=0)
+
+
+def test_net_config_is_built_once_per_fit_and_pickles(digits, monkeypatch):
+    """One NetConfig per fit, whatever the number of chunks and jobs; it travels to workers."""
+    import pickle
+
+    from sklearn_certify.ensemble._net_config import NetConfig
+
+    built = []
+    original = NetConfig.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(NetConfig, "__init__", counting)
+    X, y = digits
+    subsets = disjoint_subsets(len(X), [20] * 6)[0]
+    kw = dict(n_classes=10, seed=0, engine="vectorized", chunk_size=2)
+    members = fit_members(_net(), X, y, subsets, **kw)
+    assert len(members) == 6 and len(members.chunks) == 3
+    assert built == [1]
+    config = NetConfig(_net(), 10)
+    assert vars(pickle.loads(pickle.dumps(config))) == vars(config)
+
+
+def test_multiprocessing_backend_trains_chunks_in_workers(digits):
+    """joblib's plain multiprocessing backend cannot return a generator: chunks come back as a
+    list, identical to one job's."""
+    from joblib import parallel_config
+
+    X, y = digits
+    subsets = disjoint_subsets(len(X), [20] * 6)[0]
+    kw = dict(n_classes=10, seed=0, engine="vectorized", chunk_size=2)
+    local = fit_members(_net(), X, y, subsets, **kw)
+    with parallel_config(backend="multiprocessing"):
+        pooled = fit_members(_net(), X, y, subsets, n_jobs=2, **kw)
+    outputs = [member_outputs(m, X, n_classes=10) for m in (pooled, local)]
+    assert np.array_equal(*outputs)

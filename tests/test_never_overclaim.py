@@ -10,7 +10,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from skorch import NeuralNetClassifier
 
-import sklearn_certify.ensemble
+import sklearn_certify.ensemble._base
 from sklearn_certify import (
     Certificate,
     DenoisedSmoothingClassifier,
@@ -53,7 +53,7 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("members were trained before the input was refused")
 
-    monkeypatch.setattr(sklearn_certify.ensemble, "fit_members", refuse)
+    monkeypatch.setattr(sklearn_certify.ensemble._base, "train_members", refuse)
 
 
 # ------------------------------------------------------------------ hoeffding reads probabilities
@@ -219,7 +219,7 @@ def test_module_with_wrong_outputs_or_inputs_is_refused_before_training(
 
 def test_engine_fallback_names_a_criterion_instance_for_what_it_is(digits):
     X, _, _, _ = digits
-    reason, _ = unsupported_reason(_net(criterion=torch.nn.CrossEntropyLoss()), X, 10)
+    reason, _, _ = unsupported_reason(_net(criterion=torch.nn.CrossEntropyLoss()), X, 10)
     assert "needs the class" in reason and "criterion=torch.nn.CrossEntropyLoss" in reason
     assert "is not supported (CrossEntropyLoss" not in reason
 

@@ -22,8 +22,7 @@ from skorch import NeuralNetClassifier
 
 from sklearn_certify import RABClassifier, bounds
 from sklearn_certify.datasets import load_digits
-from sklearn_certify.ensemble import member_outputs
-from sklearn_certify.ensemble._seeding import view_seed
+from sklearn_certify.ensemble import member_outputs, member_seed
 from sklearn_certify.metrics import certified_accuracy, make_certified_scorer
 from sklearn_certify.smoothing import keyed_normal
 from tests._ensemble_helpers import TinyMLP
@@ -74,7 +73,7 @@ def test_member_k_trains_on_x_plus_its_keyed_noise(digits17):
     X, y, _, _ = digits17
     clf = RABClassifier(Recorder(), n_estimators=4, sigma=0.3, random_state=0).fit(X, y)
     for k, member in enumerate(clf.estimators_):
-        seed = torch.tensor([view_seed(clf.seed_, k)])
+        seed = torch.tensor([member_seed(clf.seed_, k, "view")])
         rows = torch.arange(len(X))[None]
         noise = keyed_normal(seed, rows, (X.shape[1],), dtype=torch.float32)[0].numpy()
         np.testing.assert_array_equal(member.X_, X + 0.3 * noise)

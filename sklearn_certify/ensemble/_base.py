@@ -18,8 +18,9 @@ from sklearn.utils.validation import check_is_fitted, check_random_state, valida
 from sklearn_certify import bounds
 from sklearn_certify._certificate import Certificate
 from sklearn_certify._validation import check_row_shape
+from sklearn_certify.ensemble._fit import check_engine, check_nets, train_members
 from sklearn_certify.ensemble._module_check import check_module_io
-from sklearn_certify.ensemble._outputs import scoring_method
+from sklearn_certify.ensemble._outputs import member_outputs_impl, scoring_method
 from sklearn_certify.ensemble._skorch import nested_nets
 
 __all__ = ["AbstainMember", "BaseCertifiedEnsemble", "ConstantMember", "DegenerateMemberWarning"]
@@ -199,8 +200,6 @@ class BaseCertifiedEnsemble(
         self : object
             The fitted ensemble.
         """
-        from sklearn_certify.ensemble import fit_members
-
         self.__dict__.pop("trained_members_", None)  # not fitted until training succeeds
         self._check_param_types()
         self._check_estimator()
@@ -223,13 +222,13 @@ class BaseCertifiedEnsemble(
         members: list = []
         if trained.size:
             try:
-                members = fit_members(
+                members = train_members(
                     self._member_estimator(X_fit, y_encoded),
                     X_fit,
                     y_encoded,
                     plan.select(trained),
                     n_classes=self.classes_.shape[0],
-                    random_state=self.seed_,
+                    seed=self.seed_,
                     engine=self.engine,
                     n_jobs=self.n_jobs,
                     verbose=self.verbose,
@@ -264,14 +263,20 @@ class BaseCertifiedEnsemble(
             )
 
     def _check_estimator(self) -> None:
-        """The base estimator is an instance that can give the members' votes (or scores)."""
+        """The base estimator is an instance that can give the members' votes (or scores).
+
+        Its skorch nets (itself, or nested in a Pipeline) must not let members share weights
+        or write files, and ``engine="vectorized"`` needs a skorch net.
+        """
         estimator = self.estimator
         if isinstance(estimator, type):
             raise TypeError(
                 f"estimator must be an estimator instance, e.g. {estimator.__name__}(), not "
                 "the class itself."
             )
+        check_engine(estimator, self.engine)
         if nested_nets(estimator):
+            check_nets(estimator)
             return
         if self._needs_scores() and scoring_method(estimator) == "predict":
             raise TypeError(
@@ -394,20 +399,18 @@ class BaseCertifiedEnsemble(
 
     def _scores(self, X) -> tuple[np.ndarray, np.ndarray]:
         """Member scores ``(n, n_members, n_classes)`` of validated rows, and the abstain mask."""
-        from sklearn_certify.ensemble import member_outputs
-
         n = X.shape[0]
         n_classes = self.classes_.shape[0]
         scores = np.empty((n, len(self.member_status_), n_classes), dtype=np.float64)
         trained = np.flatnonzero(self.member_status_ == "trained")
         if trained.size and n:
-            scores[:, trained, :] = member_outputs(
+            scores[:, trained, :] = member_outputs_impl(
                 self.trained_members_,
                 self._transform_features(X),
                 n_classes=n_classes,
                 view=self._test_view(),
                 member_ids=trained,
-                random_state=self.seed_,
+                seed=self.seed_,
                 n_jobs=self.n_jobs,
             )
         for j, member in self._fixed_members.items():

@@ -11,13 +11,7 @@ from sklearn.base import clone
 from sklearn.utils import _safe_indexing
 from sklearn.utils.parallel import Parallel, delayed
 
-from sklearn_certify.ensemble._seeding import (
-    seed_random_state_params,
-    shuffle_seed,
-    sklearn_seed,
-    torch_init_seed,
-    view_seed,
-)
+from sklearn_certify.ensemble._seeding import member_seed, seed_random_state_params, sklearn_seed
 from sklearn_certify.ensemble._skorch import configure_member_net, nested_nets, torch_seeded
 from sklearn_certify.ensemble._threads import one_thread
 
@@ -26,12 +20,12 @@ from sklearn_certify.ensemble._threads import one_thread
 TASKS_PER_WORKER = 4
 
 
-def make_member(estimator, random_state: int, member_id: int, n_classes: int):
+def make_member(estimator, seed: int, member_id: int, n_classes: int):
     """An unfitted, seeded, configured clone of ``estimator`` for member ``member_id``."""
     member = clone(estimator)
-    seed_random_state_params(member, sklearn_seed(random_state, member_id))
+    seed_random_state_params(member, sklearn_seed(seed, member_id))
     for net in nested_nets(member):
-        configure_member_net(net, n_classes, shuffle_seed(random_state, member_id))
+        configure_member_net(net, n_classes, member_seed(seed, member_id, "shuffle"))
     return member
 
 
@@ -71,25 +65,25 @@ def check_view_output(out, batch) -> None:
         )
 
 
-def fit_one_member(estimator, X, y, rows, view, random_state: int, member_id: int, n_classes: int):
+def fit_one_member(estimator, X, y, rows, view, seed: int, member_id: int, n_classes: int):
     """Fit member ``member_id`` on ``X[rows], y[rows]`` (all rows when ``rows`` is None)."""
-    member = make_member(estimator, random_state, member_id, n_classes)
+    member = make_member(estimator, seed, member_id, n_classes)
     X_m = X if rows is None else _safe_indexing(X, rows)
     y_m = y if rows is None else y[rows]
     if view is not None:
         row_ids = np.arange(X.shape[0]) if rows is None else rows
-        seed = view_seed(random_state, member_id)
-        X_m = apply_view(view, X_m, row_ids, member_id, seed)
+        view_seed = member_seed(seed, member_id, "view")
+        X_m = apply_view(view, X_m, row_ids, member_id, view_seed)
     nets = nested_nets(member)
     if nets:
-        with torch_seeded(torch_init_seed(random_state, member_id), nets):
+        with torch_seeded(member_seed(seed, member_id, "torch_init"), nets):
             member.fit(X_m, y_m)
     else:
         member.fit(X_m, y_m)
     return member
 
 
-def _fit_batch(estimator, X, y, plan, *, n_classes: int, random_state: int, progress=None) -> list:
+def _fit_batch(estimator, X, y, plan, *, n_classes: int, seed: int, progress=None) -> list:
     """Fit the members of ``plan`` one after another, with one thread (see ``_threads``)."""
     members = []
     with one_thread():
@@ -97,7 +91,7 @@ def _fit_batch(estimator, X, y, plan, *, n_classes: int, random_state: int, prog
             rows = plan.member_rows(position)
             members.append(
                 fit_one_member(
-                    estimator, X, y, rows, plan.view, random_state, member_id, n_classes
+                    estimator, X, y, rows, plan.view, seed, member_id, n_classes
                 )
             )
             if progress is not None:
@@ -176,9 +170,9 @@ def _parallel(n_jobs, verbose, in_main: list):
     )
 
 
-def fit_loop(estimator, X, y, plan, *, n_classes, random_state, n_jobs, verbose):
+def fit_loop(estimator, X, y, plan, *, n_classes, seed, n_jobs, verbose):
     """Fit one member per plan entry, batched into joblib tasks (:func:`member_batches`)."""
-    kwargs = dict(n_classes=n_classes, random_state=random_state)
+    kwargs = dict(n_classes=n_classes, seed=seed)
     batches = member_batches(plan.n_members, n_jobs)
     progress = _progress(verbose, plan.n_members)
     try:

@@ -290,9 +290,14 @@ def auto_chunk_size(
 
 
 def unsupported_reason(net, X, n_classes: int):
-    """``(None, probe)`` if the vectorized engine can train ``net``, else ``(reason, None)``."""
+    """``(None, config, probe)`` if the vectorized engine can train ``net``, else
+    ``(reason, None, None)``.
+
+    The :class:`NetConfig` is built here, once per fit, and handed down to every chunk (it
+    pickles, so joblib workers receive it as it is).
+    """
     try:
-        _, probe = check_vectorizable(net, X, n_classes)
+        config, probe = check_vectorizable(net, X, n_classes)
     except Unsupported as exc:
-        return str(exc), None
-    return None, probe
+        return str(exc), None, None
+    return None, config, probe

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.utils.parallel import Parallel, delayed
 
 from sklearn_certify.ensemble._loop import apply_view, member_batches
-from sklearn_certify.ensemble._seeding import view_seed
+from sklearn_certify.ensemble._seeding import member_seed
 from sklearn_certify.ensemble._skorch import is_skorch_net
 from sklearn_certify.ensemble._stacked import (
     StackedMembers,
@@ -137,7 +137,7 @@ def _stackable(nets) -> bool:
 def _vmap_forward(nets, X, n_classes: int, view_args=None, member_chunk: int = 256) -> np.ndarray:
     """Forward all nets at once with ``torch.func.vmap`` (eval mode).
 
-    ``view_args`` is ``None`` or ``(view, member_ids, random_state)`` for a test-time view.
+    ``view_args`` is ``None`` or ``(view, member_ids, seed)`` for a test-time view.
     """
     import copy
 
@@ -152,10 +152,8 @@ def _vmap_forward(nets, X, n_classes: int, view_args=None, member_chunk: int = 2
         params = {k: v.detach() for k, v in params.items()}
         chunk_view = None
         if view_args is not None:
-            view, ids, random_state = view_args
-            chunk_view = scoring_view_args(
-                view, ids[start : start + len(chunk)], random_state, device
-            )
+            view, ids, seed = view_args
+            chunk_view = scoring_view_args(view, ids[start : start + len(chunk)], seed, device)
         for lo, res in stacked_eval_forward(
             template, params, buffers, X, n_classes, device, chunk_view
         ):
@@ -170,17 +168,60 @@ def _device_of(net):
     return torch.device(net.device or "cpu")
 
 
+def _viewed_rows(member, X, position: int, view_args):
+    """``X`` as member ``position`` scores it: through the test-time view if there is one."""
+    if view_args is None:
+        return X
+    view, ids, seed = view_args
+    mid = int(ids[position])
+    device = _device_of(member) if is_skorch_net(member) else None
+    return apply_view(view, X, None, mid, member_seed(seed, mid, "test_view"), device=device)
+
+
 def _one_member(member, X, position: int, n_classes: int, method: str, view_args) -> np.ndarray:
     """Outputs of one member, through the test-time view if there is one."""
-    if view_args is not None:
-        view, ids, random_state = view_args
-        mid = int(ids[position])
-        device = _device_of(member) if is_skorch_net(member) else None
-        seed = view_seed(random_state, mid, "test_view")
-        X = apply_view(view, X, None, mid, seed, device=device)
     if is_skorch_net(member) and method in ("auto", "forward"):
-        return _net_forward(member, X, position, n_classes)
+        return _net_member(member, X, position, n_classes, view_args)
+    X = _viewed_rows(member, X, position, view_args)
     return _sklearn_output(member, X, position, n_classes, method)
+
+
+def _net_member(net, X, position: int, n_classes: int, view_args) -> np.ndarray:
+    """Forward output of one skorch member, by the route it takes among other members.
+
+    That is :func:`_vmap_forward` over the member alone: its column of a vmapped forward of
+    several stackable members holds the same bits. A module that ``vmap`` cannot run gets its
+    plain forward, alone or among others.
+    """
+    if _stackable([net]):
+        _check_net_dtype(net, X, position)
+        own = None
+        if view_args is not None:
+            view, ids, seed = view_args
+            own = (view, ids[position : position + 1], seed)
+        try:
+            return _vmap_forward([net], X, n_classes, own)[:, 0]
+        except (RuntimeError, NotImplementedError):  # a module vmap cannot run
+            pass
+    return _net_forward(net, _viewed_rows(net, X, position, view_args), position, n_classes)
+
+
+def _net_outputs(nets, X, n_classes: int, view_args) -> np.ndarray:
+    """Forward outputs of skorch members: all at once if they stack, else one by one.
+
+    Either way a member's outputs are the bits it gives when scored alone
+    (:func:`_net_member`), so they never depend on which other members are scored with it.
+    """
+    if _stackable(nets):
+        _check_net_dtype(nets[0], X, 0)
+        try:
+            return _vmap_forward(nets, X, n_classes, view_args)
+        except (RuntimeError, NotImplementedError):  # a module vmap cannot run
+            pass
+    out = np.empty((len(X), len(nets), n_classes), dtype=np.float64)
+    for position, net in enumerate(nets):
+        out[:, position] = _net_member(net, X, position, n_classes, view_args)
+    return out
 
 
 def _score_batch(members, X, positions, n_classes: int, method: str, view_args) -> np.ndarray:
@@ -192,22 +233,22 @@ def _score_batch(members, X, positions, n_classes: int, method: str, view_args) 
     return out
 
 
-def _check_view_args(members, view, member_ids, random_state):
+def _check_view_args(members, view, member_ids, seed):
     if view is None:
         return None
     if not callable(view):
         raise TypeError(
             f"view must be a callable view(X, row_ids, member_ids, seeds), got {view!r}."
         )
-    if member_ids is None or random_state is None:
+    if member_ids is None or seed is None:
         raise ValueError(
-            "a view needs member_ids and random_state (the members' ids and base seed) to "
+            "a view needs member_ids and seed (the members' ids and base seed) to "
             "derive each member's test-time seed."
         )
     ids = np.asarray(member_ids, dtype=np.int64)
     if ids.shape != (len(members),):
         raise ValueError(f"member_ids has {ids.size} entries for {len(members)} members.")
-    return view, ids, int(random_state)
+    return view, ids, int(seed)
 
 
 def member_outputs_impl(
@@ -218,7 +259,7 @@ def member_outputs_impl(
     method: str = "auto",
     view=None,
     member_ids=None,
-    random_state=None,
+    seed=None,
     n_jobs=None,
 ) -> np.ndarray:
     if method not in _METHODS:
@@ -235,14 +276,9 @@ def member_outputs_impl(
     members = list(members)
     if not members:
         raise ValueError("members is empty; pass at least one fitted member.")
-    view_args = _check_view_args(members, view, member_ids, random_state)
-    nets = all(is_skorch_net(m) for m in members)
-    if nets and method in ("auto", "forward") and len(members) > 1 and _stackable(members):
-        _check_net_dtype(members[0], X, 0)
-        try:
-            return _vmap_forward(members, X, n_classes, view_args)
-        except (RuntimeError, NotImplementedError):  # a module vmap cannot run
-            pass
+    view_args = _check_view_args(members, view, member_ids, seed)
+    if method in ("auto", "forward") and all(is_skorch_net(m) for m in members):
+        return _net_outputs(members, X, n_classes, view_args)
     batches = member_batches(len(members), n_jobs)
     if len(batches) == 1:
         return _score_batch(members, X, range(len(members)), n_classes, method, view_args)

@@ -32,7 +32,7 @@ class MemberPlan:
         member an abstaining stand-in and leave it out of the plan.
     member_ids : sequence of int, default=None
         Each member's id (default ``range(len(rows))``; required with ``rows="all"``). Member
-        ``m``'s randomness derives only from ``(random_state, member_ids[m], purpose)``
+        ``m``'s randomness derives only from ``(seed, member_ids[m], purpose)``
         (:func:`~sklearn_certify.ensemble.member_seed`), so members may be left out or added
         without changing the others. Ids must be unique and non-negative.
     n_members_total : int, default=None
@@ -45,7 +45,7 @@ class MemberPlan:
         block of rows per member), ``row_ids`` the ``(n_members, n_rows)`` int64 tensor of
         those rows' indices into the training ``X``, ``member_ids`` and ``seeds`` the
         ``(n_members,)`` int64 tensors of the members' ids and their
-        ``member_seed(random_state, member_id, "view")``. It returns a tensor of ``X``'s shape
+        ``member_seed(seed, member_id, "view")``. It returns a tensor of ``X``'s shape
         and dtype. The view must be a deterministic function of each member's own slice of
         these arguments: the engines call it with different groupings (the loop engine once
         per member on all its rows, the vectorized engine once per training step on a chunk's

@@ -1,8 +1,10 @@
-"""Per-member seeds derived only from ``(random_state, member_id, purpose)``.
+"""Per-member seeds derived only from ``(seed, member_id, purpose)``.
 
+``seed`` is the ensemble's base seed (``seed_``, drawn once from the user's ``random_state``).
 Every source of randomness of ensemble member ``m`` (weight initialisation, batch order, the
 ``random_state`` parameters of sklearn estimators, the noise a member view adds) is drawn from
-``numpy.random.SeedSequence([random_state, member_id, purpose])``. Nothing else enters, so a
+``numpy.random.SeedSequence([seed, member_id, purpose])``, through :func:`member_seed` (and
+:func:`sklearn_seed`, its 31-bit sibling for sklearn parameters). Nothing else enters, so a
 member is reproducible on its own: adding, removing or resizing other members cannot change it
 (see "Partition independence" in the user guide's scaling page).
 """
@@ -38,19 +40,21 @@ def _purpose_word(purpose) -> int:
     return int.from_bytes(digest[:4], "little") | _USER_PURPOSE_BIT
 
 
-def member_seed(random_state: int, member_id: int, purpose: str) -> int:
+def member_seed(seed: int, member_id: int, purpose: str) -> int:
     """The seed of one source of randomness of one ensemble member.
 
-    Derived from ``numpy.random.SeedSequence([random_state, member_id, word])``, where
-    ``word`` is fixed by ``purpose``, and nothing else: the same arguments give the same seed
-    in every process, on every platform, whatever other members exist. Use it in a member
-    view (:class:`~sklearn_certify.ensemble.MemberPlan`) or any code that must draw a member's
+    Derived from ``numpy.random.SeedSequence([seed, member_id, word])``, where ``word`` is
+    fixed by ``purpose``, and nothing else: the same arguments give the same seed in every
+    process, on every platform, whatever other members exist. The engines draw every member's
+    randomness through it; use it in a member view
+    (:class:`~sklearn_certify.ensemble.MemberPlan`) or any code that must draw a member's
     randomness the way the engine draws it, never from a global generator.
 
     Parameters
     ----------
-    random_state : int
-        The ensemble's non-negative base seed (e.g. ``DPAClassifier.seed_``).
+    seed : int
+        The ensemble's non-negative base seed (e.g. ``DPAClassifier.seed_``, drawn from the
+        user's ``random_state``).
     member_id : int
         The member's id, ``>= 0``.
     purpose : str
@@ -75,9 +79,17 @@ def member_seed(random_state: int, member_id: int, purpose: str) -> int:
     5
     """
     word = _purpose_word(purpose)
-    random_state = _check_non_negative_int("random_state", random_state)
+    return _seed63(_member_sequence(seed, member_id, word))
+
+
+def _member_sequence(seed: int, member_id: int, word: int) -> np.random.SeedSequence:
+    """``SeedSequence([seed, member_id, word])`` after checking ``seed`` and ``member_id``.
+
+    Every per-member seed is derived here (:func:`member_seed`, :func:`sklearn_seed`).
+    """
+    seed = _check_non_negative_int("seed", seed)
     member_id = _check_non_negative_int("member_id", member_id)
-    return _seed63(np.random.SeedSequence([random_state, member_id, word]))
+    return np.random.SeedSequence([seed, member_id, word])
 
 
 def _check_non_negative_int(name: str, value) -> int:
@@ -93,41 +105,20 @@ def _seed63(sequence: np.random.SeedSequence) -> int:
     return int((int(state[0]) << 31) | (int(state[1]) >> 1))
 
 
-def sklearn_seed(random_state: int, member_id: int) -> int:
+def sklearn_seed(seed: int, member_id: int) -> int:
     """Int in ``[0, 2**31)`` seeding the ``random_state`` params of member ``member_id``."""
-    sequence = np.random.SeedSequence([int(random_state), int(member_id), PURPOSES["sklearn"]])
+    sequence = _member_sequence(seed, member_id, PURPOSES["sklearn"])
     return int(sequence.generate_state(1)[0] >> 1)
 
 
-def _engine_seed(random_state: int, member_id: int, purpose: str) -> int:
-    """:func:`member_seed` for the engine's own, already validated arguments (no checks)."""
-    words = [int(random_state), int(member_id), PURPOSES[purpose]]
-    return _seed63(np.random.SeedSequence(words))
-
-
-def torch_init_seed(random_state: int, member_id: int) -> int:
-    """Seed of torch's generator while member ``member_id`` is initialised and trained."""
-    return _engine_seed(random_state, member_id, "torch_init")
-
-
-def shuffle_seed(random_state: int, member_id: int) -> int:
-    """Seed of the ``torch.Generator`` that orders member ``member_id``'s training batches."""
-    return _engine_seed(random_state, member_id, "shuffle")
-
-
-def view_seed(random_state: int, member_id: int, purpose: str = "view") -> int:
-    """Seed handed to a member view (``purpose`` ``"view"`` or ``"test_view"``)."""
-    return _engine_seed(random_state, member_id, purpose)
-
-
-def chunk_step_seed(random_state: int, chunk: int, step: int) -> int:
+def chunk_step_seed(seed: int, chunk: int, step: int) -> int:
     """Seed of torch's generator for step ``step`` of vectorized chunk ``chunk`` (dropout).
 
-    The chunk is ``member_id // chunk_size`` and a member's slot in it is
-    ``member_id % chunk_size``, so what a member draws is a function of its own id (and the
-    chunk size, which depends on no data).
+    Keyed by chunk and step, not by member: the chunk is ``member_id // chunk_size`` and a
+    member's slot in it is ``member_id % chunk_size``, so what a member draws is a function of
+    its own id (and the chunk size, which depends on no data).
     """
-    return _seed63(np.random.SeedSequence([int(random_state), int(chunk), int(step), _CHUNK_STEP]))
+    return _seed63(np.random.SeedSequence([int(seed), int(chunk), int(step), _CHUNK_STEP]))
 
 
 def seed_random_state_params(estimator, seed: int) -> None:

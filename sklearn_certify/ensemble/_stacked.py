@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sklearn_certify.ensemble._loop import check_view_output, make_member
-from sklearn_certify.ensemble._seeding import torch_init_seed, view_seed
+from sklearn_certify.ensemble._seeding import member_seed
 from sklearn_certify.ensemble._skorch import torch_seeded
 
 __all__ = ["StackedMembers"]
@@ -71,13 +71,13 @@ def stacked_eval_forward(template, params, buffers, X, n_classes: int, device, v
             yield lo, res
 
 
-def scoring_view_args(view, member_ids, random_state: int, device):
+def scoring_view_args(view, member_ids, seed: int, device):
     """``(view, member_ids, seeds)`` device tensors for scoring; ``member_ids`` ``-1`` -> seed 0."""
     import torch
 
     ids = np.asarray(member_ids, dtype=np.int64)
     seeds = np.array(
-        [0 if mid < 0 else view_seed(random_state, int(mid), "test_view") for mid in ids],
+        [0 if mid < 0 else member_seed(seed, int(mid), "test_view") for mid in ids],
         dtype=np.int64,
     )
     return view, torch.as_tensor(ids).to(device), torch.as_tensor(seeds).to(device)
@@ -105,11 +105,11 @@ class StackedMembers(Sequence):
     chunk_of, slot_of : ndarray of int of shape (n_members,)
         Where member ``i`` (in the order of the ``subsets`` given to ``fit_members``) lives.
     member_ids : ndarray of int of shape (n_members,)
-        The members' ids (their seeds derive from ``(random_state, member_id)``).
+        The members' ids (their seeds derive from ``(seed, member_id)``).
     n_classes : int
         Number of encoded classes.
-    random_state : int
-        Base seed the members were trained with.
+    seed : int
+        Base seed the members were trained with (the ensemble's ``seed_``).
 
     Examples
     --------
@@ -121,7 +121,7 @@ class StackedMembers(Sequence):
     >>> net = NeuralNetClassifier(torch.nn.Linear, module__in_features=3, module__out_features=2,
     ...                           max_epochs=2, batch_size=8, criterion=torch.nn.CrossEntropyLoss)
     >>> members = fit_members(net, X, y, [np.arange(20), np.arange(20, 40)], n_classes=2,
-    ...                       random_state=0, engine="vectorized")
+    ...                       seed=0, engine="vectorized")
     >>> isinstance(members, StackedMembers), len(members), type(members[0]).__name__
     (True, 2, 'NeuralNetClassifier')
     >>> out = member_outputs(members, X[:5], n_classes=2)  # no net is built for this
@@ -129,14 +129,14 @@ class StackedMembers(Sequence):
     True
     """
 
-    def __init__(self, net, chunks, chunk_of, slot_of, member_ids, *, n_classes, random_state):
+    def __init__(self, net, chunks, chunk_of, slot_of, member_ids, *, n_classes, seed):
         self.net = net
         self.chunks = list(chunks)
         self.chunk_of = np.asarray(chunk_of, dtype=np.int64)
         self.slot_of = np.asarray(slot_of, dtype=np.int64)
         self.member_ids = np.asarray(member_ids, dtype=np.int64)
         self.n_classes = int(n_classes)
-        self.random_state = int(random_state)
+        self.seed = int(seed)
         self._nets: dict[int, object] = {}
         self._module = None
 
@@ -179,8 +179,8 @@ class StackedMembers(Sequence):
         import torch
 
         mid = int(self.member_ids[i])
-        member = make_member(self.net, self.random_state, mid, self.n_classes)
-        with torch_seeded(torch_init_seed(self.random_state, mid), [member]):
+        member = make_member(self.net, self.seed, mid, self.n_classes)
+        with torch_seeded(member_seed(self.seed, mid, "torch_init"), [member]):
             member.initialize()
         chunk, slot = self.chunks[self.chunk_of[i]], int(self.slot_of[i])
         with torch.no_grad():
@@ -198,7 +198,7 @@ class StackedMembers(Sequence):
             Rows to score, in the dtype the members were trained on.
         view : callable, default=None
             Test-time member view (see :func:`~sklearn_certify.ensemble.member_outputs`),
-            given the members' ids and seeds ``member_seed(random_state, id, "test_view")``.
+            given the members' ids and seeds ``member_seed(seed, id, "test_view")``.
 
         Returns
         -------
@@ -224,7 +224,7 @@ class StackedMembers(Sequence):
             if view is not None:
                 ids = np.full(chunk_size, -1, dtype=np.int64)
                 ids[self.slot_of[members]] = self.member_ids[members]
-                view_args = scoring_view_args(view, ids, self.random_state, device)
+                view_args = scoring_view_args(view, ids, self.seed, device)
             results = stacked_eval_forward(
                 template, params, {}, X, self.n_classes, device, view_args
             )

@@ -10,7 +10,9 @@ runs inside :func:`one_thread`; parallelism comes from ``n_jobs``.
 The vectorized engine does not need this: its kernels are batched over the members (a
 ``vmap``-ed matrix product is a batch of per-member products, split over threads by member),
 so a member's arithmetic does not depend on the thread count, and it keeps the caller's
-threads. The test suite checks both engines bit for bit across thread counts.
+threads when it trains in the calling process (its joblib workers run one thread each: a
+forked worker would otherwise hang in OpenMP's pool). The test suite checks both engines bit
+for bit across thread counts.
 """
 
 from __future__ import annotations

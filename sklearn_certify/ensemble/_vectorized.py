@@ -6,7 +6,7 @@ Within a chunk the members' parameters are stacked (``torch.func.stack_module_st
 
 * a member's initial weights are those of the module ``net.initialize()`` builds, drawn under
   its own torch seed, and its batch order comes from a ``torch.Generator`` seeded by
-  ``(random_state, member_id)``, drawn through a ``DataLoader`` exactly as the loop engine's
+  ``(seed, member_id)``, drawn through a ``DataLoader`` exactly as the loop engine's
   skorch fit draws it;
 * it takes exactly ``max_epochs * ceil(n_i / batch_size)`` optimizer steps; on later steps of the
   chunk its parameters and optimizer state are left exactly as they are;
@@ -18,7 +18,7 @@ Within a chunk the members' parameters are stacked (``torch.func.stack_module_st
 * a step that only some members take runs the optimizer kernel over full-size tensors and copies
   back the active slots, so an active slot's arithmetic is the same in every step;
 * a module with dropout draws each step's random numbers for the whole chunk, as one tensor of
-  fixed shape, from torch's generator seeded by ``(random_state, chunk, step)``; a member gets
+  fixed shape, from torch's generator seeded by ``(seed, chunk, step)``; a member gets
   the part at its slot, so its draws depend on its id alone.
 
 A chunk keeps one device copy of the rows its members need (for a plan with all rows, ``X``
@@ -42,14 +42,10 @@ from sklearn_certify.ensemble._net_config import (
 )
 from sklearn_certify.ensemble._optim import optimizer_step
 from sklearn_certify.ensemble._schedule import batch_schedule
-from sklearn_certify.ensemble._seeding import (
-    chunk_step_seed,
-    shuffle_seed,
-    torch_init_seed,
-    view_seed,
-)
+from sklearn_certify.ensemble._seeding import chunk_step_seed, member_seed
 from sklearn_certify.ensemble._skorch import torch_rng_session, torch_seeded
 from sklearn_certify.ensemble._stacked import StackedMembers
+from sklearn_certify.ensemble._threads import one_thread
 
 #: Elements of one block of rows a ``view_once`` view is applied to. It bounds the view's
 #: temporaries (keyed noise makes about ten arrays of 8-byte words this long) to a few MB:
@@ -58,7 +54,7 @@ from sklearn_certify.ensemble._stacked import StackedMembers
 _VIEW_BLOCK_ELEMENTS = 1 << 18
 
 
-def _initial_modules(net, member_ids, random_state: int) -> list:
+def _initial_modules(net, member_ids, seed: int) -> list:
     """Each member's freshly initialised module, built under its own torch seed.
 
     This is the module ``net.initialize()`` builds for the member (skorch's
@@ -66,11 +62,11 @@ def _initial_modules(net, member_ids, random_state: int) -> list:
     after seeding; callbacks and criterion draw nothing), without building the rest of a net.
     """
     kwargs = net.get_params_for("module")
-    seeds = [torch_init_seed(random_state, int(mid)) for mid in member_ids]
+    init_seeds = [member_seed(seed, int(mid), "torch_init") for mid in member_ids]
     modules = []
     with torch_rng_session([net]) as reseed:
-        for seed in seeds:
-            reseed(seed)
+        for init_seed in init_seeds:
+            reseed(init_seed)
             modules.append(net.initialized_instance(net.module, kwargs))
     return modules
 
@@ -178,8 +174,8 @@ def train_chunk(
     slots,
     *,
     chunk_size: int,
-    n_classes: int,
-    random_state: int,
+    config: NetConfig,
+    seed: int,
     view=None,
     view_once: bool = False,
     randomness: str = "error",
@@ -188,12 +184,13 @@ def train_chunk(
 ) -> dict:
     """Train the members of one chunk; return their stacked parameters.
 
-    Member ``member_ids[i]`` sits in slot ``slots[i]`` and trains on the store rows
-    ``positions[i]`` (in that order). Returns ``{name: (chunk_size, *param.shape) tensor}`` on
-    the net's device; absent slots hold zeros. ``view`` (the plan's) is applied to each step's
+    ``config`` is the net's :class:`NetConfig`, built once per fit. Member ``member_ids[i]``
+    sits in slot ``slots[i]`` and trains on the store rows ``positions[i]`` (in that order).
+    Returns ``{name: (chunk_size, *param.shape) tensor}`` on the net's device; absent slots
+    hold zeros. ``view`` (the plan's) is applied to each step's
     batches, or with ``view_once`` to all store rows of every slot once, before the first
     step. ``randomness="different"`` (a module with dropout) draws each step's random numbers
-    for the whole chunk from torch's generator seeded by ``(random_state, chunk, step)``, so
+    for the whole chunk from torch's generator seeded by ``(seed, chunk, step)``, so
     slot ``s`` always gets the same part of a draw of a fixed shape. ``workspace`` (a dict)
     keeps the gradient layouts and the optimizer's buffers; passing the dict of an earlier
     chunk of the same net reuses them (buffers are reset here, so no state carries over).
@@ -201,13 +198,12 @@ def train_chunk(
     import torch
     from torch.func import functional_call, vmap
 
-    config = NetConfig(net, n_classes)
     device = config.device
-    modules = _initial_modules(net, member_ids, random_state)
+    modules = _initial_modules(net, member_ids, seed)
     template = modules[0].to(device).train()  # supplies the forward; its weights are not used
 
-    seeds = [shuffle_seed(random_state, int(mid)) for mid in member_ids]
-    idx_np, cnt_np, T = batch_schedule(positions, seeds, config, slots, chunk_size)
+    shuffle_seeds = [member_seed(seed, int(mid), "shuffle") for mid in member_ids]
+    idx_np, cnt_np, T = batch_schedule(positions, shuffle_seeds, config, slots, chunk_size)
     idx = torch.as_tensor(idx_np).to(device)
     cnt = torch.as_tensor(cnt_np).to(device)
     arange_w = torch.arange(config.batch_size, device=device)
@@ -218,7 +214,7 @@ def train_chunk(
     )
     slot_view_args = None
     if view is not None:
-        slot_view_args = _slot_view_args(member_ids, slots, chunk_size, random_state, device)
+        slot_view_args = _slot_view_args(member_ids, slots, chunk_size, seed, device)
     X_source, x_offsets = store.X, None
     if view is not None and view_once:  # each slot's viewed copy of the store, gathered below
         X_source = _viewed_store(view, store, slot_view_args, workspace)
@@ -271,7 +267,7 @@ def train_chunk(
             out = batched(views, xb)  # (M, W, C)
         else:
             with torch_rng_session([net]) as reseed:
-                reseed(chunk_step_seed(random_state, chunk, t))
+                reseed(chunk_step_seed(seed, chunk, t))
                 out = batched(views, xb)
         loss = _chunk_loss(config, out, yb, cnt[t], arange_w, weight)
         grads = dict(zip(names, torch.autograd.grad(loss, list(leaves.values())), strict=True))
@@ -290,7 +286,7 @@ def train_chunk(
     }
 
 
-def _slot_view_args(member_ids, slots, chunk_size: int, random_state: int, device):
+def _slot_view_args(member_ids, slots, chunk_size: int, seed: int, device):
     """Per slot: member id (``-1`` for placeholders) and view seed (``0``), as device tensors."""
     import torch
 
@@ -298,7 +294,7 @@ def _slot_view_args(member_ids, slots, chunk_size: int, random_state: int, devic
     seeds = np.zeros(chunk_size, dtype=np.int64)
     for mid, slot in zip(member_ids, slots, strict=True):
         ids[slot] = int(mid)
-        seeds[slot] = view_seed(random_state, int(mid))
+        seeds[slot] = member_seed(seed, int(mid), "view")
     return torch.as_tensor(ids).to(device), torch.as_tensor(seeds).to(device)
 
 
@@ -379,7 +375,7 @@ def train_chunks(net, X, y, plan, specs, progress=None, **kwargs) -> list:
     all rows puts ``X`` on the device once for every chunk of the job. ``progress`` (a tqdm
     bar) advances by each chunk's members. Returns one dict of stacked parameters per chunk.
     """
-    device = NetConfig(net, kwargs["n_classes"]).device
+    device = kwargs["config"].device
     shared = row_store(X, y, None, device) if plan.all_rows else None
     workspace: dict = {}
     results = []
@@ -440,20 +436,24 @@ def fit_vectorized(
     y,
     plan,
     *,
-    n_classes,
-    random_state,
+    config: NetConfig,
+    seed,
     n_jobs,
     verbose,
     chunk_size,
     memory_budget,
     probe,
 ):
-    """Group members into id-determined chunks, train the chunks through joblib, stack them."""
+    """Group members into id-determined chunks, train the chunks through joblib, stack them.
+
+    ``config`` (the net's :class:`NetConfig`) and ``probe`` come from the check that chose
+    this engine; every chunk reuses them.
+    """
     from joblib import effective_n_jobs
     from sklearn.base import clone
-    from sklearn.utils.parallel import Parallel, delayed
+    from sklearn.utils.parallel import delayed
 
-    config = NetConfig(net, n_classes)
+    n_classes = config.n_classes
     member_ids = plan.member_ids
     chunk_size, view_once = _chunking(config, probe, X, plan, chunk_size, memory_budget)
     chunks: dict[int, list[int]] = {}
@@ -476,8 +476,8 @@ def fit_vectorized(
     kwargs = dict(
         view_once=view_once,
         chunk_size=chunk_size,
-        n_classes=n_classes,
-        random_state=random_state,
+        config=config,
+        seed=seed,
         randomness=probe.randomness,
         verbose=verbose,
     )
@@ -491,7 +491,7 @@ def fit_vectorized(
             results = [train_chunks(net, X, y, plan, specs, progress=progress, **kwargs)]
         else:
             jobs = [
-                delayed(train_chunks)(
+                delayed(_train_chunks_one_thread)(
                     net,
                     X,
                     y,
@@ -502,7 +502,7 @@ def fit_vectorized(
                 for g in groups
             ]
             results = []
-            finished = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
+            finished = _parallel(n_jobs)(jobs)
             for group, done in zip(groups, finished, strict=True):
                 results.append(done)
                 if progress is not None:
@@ -521,8 +521,31 @@ def fit_vectorized(
         member_ids % chunk_size,
         member_ids,
         n_classes=n_classes,
-        random_state=random_state,
+        seed=seed,
     )
+
+
+def _train_chunks_one_thread(*args, **kwargs) -> list:
+    """:func:`train_chunks` in a joblib worker, with one thread (jobs are the parallelism).
+
+    A forked worker (joblib's multiprocessing backend) would hang in OpenMP's thread pool,
+    which does not survive a fork; the vectorized members do not depend on the thread count.
+    """
+    with one_thread():
+        return train_chunks(*args, **kwargs)
+
+
+def _parallel(n_jobs):
+    """Joblib ``Parallel`` over chunk groups: results as they finish where the backend can.
+
+    The plain multiprocessing backend cannot return a generator; it gets a list.
+    """
+    from joblib.parallel import get_active_backend
+    from sklearn.utils.parallel import Parallel
+
+    backend, _ = get_active_backend()
+    return_as = "generator" if backend.supports_return_generator else "list"
+    return Parallel(n_jobs=n_jobs, return_as=return_as)
 
 
 def _local_specs(specs, group) -> list:

@@ -187,8 +187,10 @@ class RandomizedSmoothingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEst
 
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> None:
-        """sklearn's parameter constraints, then no booleans where numbers are expected."""
-        self._validate_params()
+        """No booleans where numbers are expected, no estimator class.
+
+        sklearn's parameter constraints are checked once, by ``fit``'s ``_fit_context``.
+        """
         for name in (*self._int_params, *self._real_params):
             value = getattr(self, name)
             if isinstance(value, (bool, np.bool_)):

@@ -1,7 +1,7 @@
 """Gaussian noise keyed by (member seed, row, feature): the same draw wherever it is computed.
 
 Training-set smoothing needs noise ``d_m[i]`` for member ``m`` and training row ``i`` that is a
-function of ``(random_state, m, i)`` alone: member ``m`` must see the same noisy copy of row
+function of ``(seed_, m, i)`` alone: member ``m`` must see the same noisy copy of row
 ``i`` in every epoch, on every engine and device, whatever other members or rows are in the
 batch (the user guide's rule "one noisy copy per member"). torch's generators are streams:
 what a draw returns depends on everything drawn before it. So the noise is computed from a
@@ -51,7 +51,7 @@ def keyed_normal(seeds, row_ids, feature_shape, *, dtype=None):
     Parameters
     ----------
     seeds : torch.Tensor of int64 of shape (M,)
-        Non-negative member seeds (e.g. ``member_seed(random_state, m, "view")``).
+        Non-negative member seeds (e.g. ``member_seed(seed, m, "view")``).
     row_ids : torch.Tensor of int64 of shape (M, W)
         Row indices, ``0 <= row_ids < 2**32``, on the same device as ``seeds``.
     feature_shape : tuple of int
@@ -97,7 +97,7 @@ class GaussianNoiseView:
 
     ``view(X, row_ids, member_ids, seeds)`` returns ``X + sigma * keyed_normal(seeds,
     row_ids, ...)``: member ``m`` sees row ``i`` as ``X[i] + d_m[i]`` with ``d_m[i]`` a
-    function of its seed (hence of ``(random_state, m)``) and ``i`` only, the same in every
+    function of its seed (hence of ``(seed_, m)``) and ``i`` only, the same in every
     epoch and for both engines.
 
     Parameters

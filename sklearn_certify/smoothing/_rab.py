@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from sklearn_certify.ensemble import member_seed
 from sklearn_certify.smoothing._core import BaseSmoothingEnsemble
 from sklearn_certify.smoothing._noise import keyed_normal
 
@@ -185,12 +186,10 @@ class RABClassifier(BaseSmoothingEnsemble):
         """Store ``u_k`` for every member (what :class:`TestNoiseView` adds), or ``None``."""
         import torch
 
-        from sklearn_certify.ensemble._seeding import view_seed
-
         self.test_noise_ = None
         if not self.test_noise:
             return
-        seeds = [view_seed(self.seed_, k, "test_view") for k in range(self.n_estimators)]
+        seeds = [member_seed(self.seed_, k, "test_view") for k in range(self.n_estimators)]
         noise = TestNoiseView(self.sigma_)(
             torch.zeros((self.n_estimators, 1, *X.shape[1:]), dtype=torch.float64),
             None,
