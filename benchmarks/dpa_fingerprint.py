@@ -10,10 +10,9 @@ votes, p_lower, p_upper), ``predict_proba`` and, for the ensembles, the members'
 ``--families`` restricts the run to some of them. ``--compare REV`` does this for the
 working tree and for the git revision ``REV`` (checked out into a temporary worktree and run
 in a subprocess, so the two versions never share a process) and reports how many arrays are
-bit-identical. Both runs use one
-OpenMP/BLAS thread: members now always train with one thread, while revisions before that
-used torch's default thread count, which changes a loop-trained net's outputs in their last
-bits.
+bit-identical. Both runs use one OpenMP/BLAS thread: members now always train with one
+thread, while revisions before that used torch's default thread count, which changes a
+loop-trained net's outputs in their last bits.
 
 Exit status: 0 when everything is identical (or only ``--out`` was asked), 1 otherwise.
 """
