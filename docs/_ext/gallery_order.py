@@ -10,6 +10,7 @@ EXAMPLE_ORDER = (
     "plot_dpa_digits.py",
     "plot_dpa_fa_runoff.py",
     "plot_dpa_grid_search.py",
+    "plot_mnist_dpa.py",
     "plot_bagging_digits.py",
     "plot_rab_digits.py",
     "plot_denoised_digits.py",
