@@ -89,6 +89,14 @@ CONFIGS = {
     ),
     "sgd_dampening": dict(optimizer__momentum=0.5, optimizer__dampening=0.3),
     "adam": dict(optimizer=torch.optim.Adam, lr=0.01, optimizer__weight_decay=1e-3),
+    "adamw": dict(optimizer=torch.optim.AdamW, lr=0.01, optimizer__weight_decay=0.1),
+    "adamw_default_decay": dict(optimizer=torch.optim.AdamW, lr=0.01),
+    "adam_decoupled": dict(
+        optimizer=torch.optim.Adam,
+        lr=0.01,
+        optimizer__weight_decay=0.1,
+        optimizer__decoupled_weight_decay=True,
+    ),
     "nll_softmax": dict(criterion=torch.nn.NLLLoss, module__softmax=True),
     "ce_weighted": dict(criterion__weight=torch.linspace(0.5, 1.5, 10)),
     "ce_label_smoothing": dict(criterion__label_smoothing=0.1),
@@ -128,9 +136,10 @@ def test_vectorized_cnn_on_images_matches_loop():
     [
         (TinyMLP, dict(optimizer__momentum=0.9, optimizer__weight_decay=1e-2)),
         (TinyMLP, dict(optimizer=torch.optim.Adam)),
+        (TinyMLP, dict(optimizer=torch.optim.AdamW, optimizer__weight_decay=0.1)),
         (DropMLP, dict(optimizer__momentum=0.9)),
     ],
-    ids=["sgd_momentum_wd", "adam", "dropout"],
+    ids=["sgd_momentum_wd", "adam", "adamw", "dropout"],
 )
 def test_exact_partition_independence_vectorized(digits, chunk_size, module, opt):
     """Insert into / delete from the largest subset, omit a member: the others are bit-identical.
@@ -220,7 +229,7 @@ def test_auto_uses_vectorized_engine_for_supported_nets(digits, monkeypatch):
         (_net(optimizer=torch.optim.RMSprop), "optimizer"),
         (_net(criterion=torch.nn.MultiMarginLoss), "criterion"),
         (_net(batch_size=-1), "batch_size"),
-        (_net(callbacks=[("lr", __import__("skorch").callbacks.LRScheduler())]), "callbacks"),
+        (_net(callbacks=[("lr", __import__("skorch").callbacks.LRScheduler())]), "WarmRestartLR"),
     ],
     ids=[
         "batchnorm",

@@ -63,8 +63,7 @@ class NetConfig:
                 f"{type(net).__name__} is a subclass of a skorch net (it may override the "
                 "training step); only NeuralNet and NeuralNetClassifier are vectorized"
             )
-        if net.callbacks not in (None, "disable") and len(net.callbacks) > 0:
-            raise Unsupported("the net has callbacks, which the vectorized engine cannot run")
+        self.lr_schedule, self.clip = _training_callbacks(net)
         if net.dataset is not Dataset or net.get_params_for("dataset"):
             raise Unsupported("a custom dataset is set")
         if net.iterator_train is not torch.utils.data.DataLoader:
@@ -112,20 +111,28 @@ class NetConfig:
         # optimizer
         opt = net.optimizer
         opt_kwargs = net.get_params_for("optimizer")
-        if opt not in (torch.optim.SGD, torch.optim.Adam):
+        names = {torch.optim.SGD: "sgd", torch.optim.Adam: "adam", torch.optim.AdamW: "adamw"}
+        if opt not in names:
             raise Unsupported(
-                f"optimizer {getattr(opt, '__name__', opt)!r} is not supported (SGD and Adam are)"
+                f"optimizer {getattr(opt, '__name__', opt)!r} is not supported (SGD, Adam and "
+                "AdamW are)"
             )
         keys = _SGD_KEYS if opt is torch.optim.SGD else _ADAM_KEYS
+        if opt is torch.optim.Adam:
+            keys = keys | {"decoupled_weight_decay"}
         if set(opt_kwargs) - keys or opt_kwargs.get("maximize") or opt_kwargs.get("amsgrad"):
             raise Unsupported(f"optimizer settings {sorted(opt_kwargs)} are not supported")
         if opt_kwargs.get("differentiable"):
             raise Unsupported("differentiable optimizers are not supported")
         if any(k.startswith("param_groups") for k in opt_kwargs):
             raise Unsupported("per-parameter-group optimizer settings are not supported")
-        self.optimizer = "sgd" if opt is torch.optim.SGD else "adam"
+        self.optimizer = names[opt]
+        self.optimizer_class, self.optimizer_kwargs = opt, opt_kwargs
+        if opt_kwargs.get("decoupled_weight_decay"):  # Adam(decoupled_weight_decay=True) is AdamW
+            self.optimizer = "adamw"
         self.lr = float(opt_kwargs.get("lr", net.lr))
-        self.weight_decay = float(opt_kwargs.get("weight_decay", 0.0))
+        default_decay = 1e-2 if opt is torch.optim.AdamW else 0.0  # torch's defaults
+        self.weight_decay = float(opt_kwargs.get("weight_decay", default_decay))
         self.momentum = float(opt_kwargs.get("momentum", 0.0))
         self.dampening = float(opt_kwargs.get("dampening", 0.0))
         self.nesterov = bool(opt_kwargs.get("nesterov", False))
@@ -134,6 +141,91 @@ class NetConfig:
         self.eps = float(opt_kwargs.get("eps", 1e-8))
         self.device = torch.device(net.device if net.device is not None else "cpu")
         self.n_classes = n_classes
+        self.scheduled_momentum = self.lr_schedule is not None and _check_schedule(self)
+
+
+#: skorch callbacks that only record or print: they never change a member's weights.
+_OBSERVERS = ("EpochTimer", "PrintLog", "EpochScoring", "BatchScoring", "PassthroughScoring")
+#: torch schedulers whose learning rate (and momentum) is a function of the step count alone.
+_POLICIES = (
+    "StepLR",
+    "MultiStepLR",
+    "ExponentialLR",
+    "CosineAnnealingLR",
+    "OneCycleLR",
+    "LambdaLR",
+)
+
+
+class LRSchedule(NamedTuple):
+    """A skorch ``LRScheduler`` callback: the torch scheduler, its arguments, when it steps."""
+
+    policy: type
+    kwargs: dict
+    step_every: str  # "epoch" or "batch"
+
+
+def _training_callbacks(net) -> tuple[LRSchedule | None, tuple[float, float] | None]:
+    """The net's learning-rate schedule and gradient clipping ``(max_norm, norm_type)``.
+
+    The callbacks are those skorch builds (defaults, ``callbacks__*`` settings applied). Any
+    callback other than one ``LRScheduler``, one ``GradientNormClipping`` and the ones that only
+    record or print raises ``Unsupported`` naming it.
+    """
+    import torch
+    from sklearn.base import clone
+    from skorch.callbacks import GradientNormClipping, LRScheduler
+
+    schedule, clip = None, None
+    if isinstance(net.callbacks, str) and net.callbacks == "disable":  # skorch runs none
+        return schedule, clip
+    for name, cb in clone(net).initialize_callbacks().callbacks_:
+        kind = type(cb)
+        if kind.__module__.startswith("skorch.") and kind.__name__ in _OBSERVERS:
+            continue
+        if kind is LRScheduler and schedule is None:
+            policy = cb.policy_
+            policy_name = getattr(policy, "__name__", repr(policy))
+            schedulers = torch.optim.lr_scheduler
+            if policy_name not in _POLICIES or getattr(schedulers, policy_name) is not policy:
+                raise Unsupported(
+                    f"callback {name!r}: LRScheduler policy {policy_name!r} is not vectorized "
+                    f"(supported: {', '.join(_POLICIES)})"
+                )
+            if cb.step_every not in ("epoch", "batch") or "last_epoch" in cb.kwargs:
+                raise Unsupported(
+                    f"callback {name!r}: LRScheduler with step_every={cb.step_every!r} or "
+                    "last_epoch is not vectorized"
+                )
+            schedule = LRSchedule(policy, dict(cb.kwargs), cb.step_every)
+        elif kind is GradientNormClipping and clip is None:
+            if cb.gradient_clip_value is not None:
+                clip = (float(cb.gradient_clip_value), float(cb.gradient_clip_norm_type))
+        else:
+            raise Unsupported(
+                f"callback {name!r} ({kind.__name__}) is not run by the vectorized engine (it "
+                "runs one LRScheduler, one GradientNormClipping and skorch's logging callbacks)"
+            )
+    return schedule, clip
+
+
+def _check_schedule(config) -> bool:
+    """Run the schedule before training; refuse SGD momentum that switches on and off.
+
+    Returns whether the schedule gives SGD a momentum (``OneCycleLR`` cycles it).
+
+    It runs for a member with one batch per epoch, the fewest steps any member takes, so an
+    error raised here (a bad argument, too many steps) is one skorch raises for every member.
+    """
+    from sklearn_certify.ensemble._optim import hyper_table
+
+    table = hyper_table(config, 1)
+    momentum = table[:, 1]
+    if config.optimizer == "sgd" and (momentum == 0).any() and (momentum != 0).any():
+        raise Unsupported(
+            "the LRScheduler sets SGD's momentum to 0 on some steps and not on others"
+        )
+    return bool((momentum != 0).any())
 
 
 class Unsupported(Exception):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from sklearn_certify.ensemble._net_config import NetConfig
 
 
@@ -42,7 +44,8 @@ def optimizer_step(config: NetConfig, st: dict, p, g, t: int, active) -> None:
     that do, and every other slot keeps its parameters and optimizer state exactly. An active
     slot always goes through the same kernel on a full-size tensor (in place, or out of place
     and then copied), so its arithmetic never depends on which other members are active. The
-    steps mirror ``torch.optim.SGD`` / ``torch.optim.Adam`` (single-tensor implementation).
+    steps mirror ``torch.optim.SGD`` / ``torch.optim.Adam`` / ``torch.optim.AdamW``
+    (single-tensor implementation).
     """
     import torch
 
@@ -79,7 +82,7 @@ def optimizer_step(config: NetConfig, st: dict, p, g, t: int, active) -> None:
         copy_slots(p, new_p, active)
         copy_slots(st["buf"], new_buf, active)
         return
-    if config.weight_decay:
+    if config.weight_decay and config.optimizer != "adamw":  # AdamW decays the weights below
         g = g.add(p, alpha=config.weight_decay)
     if config.optimizer == "sgd":
         if config.momentum:
@@ -96,7 +99,7 @@ def optimizer_step(config: NetConfig, st: dict, p, g, t: int, active) -> None:
         else:
             copy_slots(p, p.add(g, alpha=-config.lr), active)
         return
-    # Adam: an active member at global step t has taken exactly t + 1 steps
+    # Adam and AdamW: an active member at global step t has taken exactly t + 1 steps
     if t == 0:
         reusable_buffer(st, "m", p)
         reusable_buffer(st, "v", p)
@@ -110,7 +113,136 @@ def optimizer_step(config: NetConfig, st: dict, p, g, t: int, active) -> None:
     bias1 = 1 - config.beta1**step
     bias2_sqrt = math.sqrt(1 - config.beta2**step)
     denom = (st["v"].sqrt() / bias2_sqrt).add_(config.eps)
+    decay = config.optimizer == "adamw" and config.weight_decay
     if active is None:
+        if decay:  # torch.optim.AdamW: param.mul_(1 - lr * weight_decay) before the step
+            p.mul_(1 - config.lr * config.weight_decay)
         p.addcdiv_(st["m"], denom, value=-config.lr / bias1)
     else:
-        copy_slots(p, p.addcdiv(st["m"], denom, value=-config.lr / bias1), active)
+        new_p = p.mul(1 - config.lr * config.weight_decay) if decay else p
+        copy_slots(p, new_p.addcdiv(st["m"], denom, value=-config.lr / bias1), active)
+
+
+def hyper_table(config: NetConfig, n_batches: int):
+    """``(max_epochs * n_batches, 3)`` float64 array: lr, momentum and beta1 of each step.
+
+    The net's ``LRScheduler`` policy runs on a dummy optimizer of the net's class and settings,
+    stepped as skorch steps it for a member with ``n_batches`` batches per epoch (after every
+    batch, or after every epoch's last batch); row ``s`` holds the values step ``s`` uses.
+    """
+    import torch
+
+    schedule = config.lr_schedule
+    dummy = torch.zeros(1, requires_grad=True)
+    opt = config.optimizer_class([dummy], **dict(config.optimizer_kwargs, lr=config.lr))
+    scheduler = schedule.policy(opt, **schedule.kwargs)
+    group = opt.param_groups[0]
+    rows = []
+    for _ in range(config.max_epochs):
+        for _ in range(n_batches):
+            rows.append((group["lr"], group.get("momentum", 0.0), group.get("betas", (0.0,))[0]))
+            opt.step()  # no gradient: a no-op that keeps the scheduler's step-order check quiet
+            if schedule.step_every == "batch":
+                scheduler.step()
+        if schedule.step_every == "epoch":
+            scheduler.step()
+    return np.asarray(rows, dtype=np.float64)
+
+
+def chunk_hypers(config: NetConfig, n_batches, slots, chunk_size: int, T: int, like) -> dict:
+    """Per step and slot, the learning rate and the optimizer's other scheduled values.
+
+    Slot ``slots[i]`` follows the schedule of a member with ``n_batches[i]`` batches per epoch
+    (its own epoch boundaries); steps after its last, and empty slots, hold the unscheduled
+    values (those slots take no step). Returns ``{name: (T, chunk_size) tensor}``: ``lr``,
+    ``momentum``, and for Adam/AdamW ``step`` (``-lr / (1 - beta1 ** (t + 1))``), ``beta1``
+    and ``decay`` (AdamW's ``1 - lr * weight_decay``), with the dtype and device of ``like``.
+    """
+    import torch
+
+    lr = np.full((T, chunk_size), config.lr)
+    momentum = np.full((T, chunk_size), config.momentum)
+    beta1 = np.full((T, chunk_size), config.beta1)
+    tables: dict = {}
+    for nb, slot in zip(n_batches, slots, strict=True):
+        table = tables.get(nb)
+        if table is None:
+            table = tables[nb] = hyper_table(config, nb)
+        n = table.shape[0]
+        lr[:n, slot], momentum[:n, slot], beta1[:n, slot] = table.T
+    steps = np.arange(1, T + 1)[:, None]
+    values = {
+        "lr": lr,
+        "neg_lr": -lr,
+        "momentum": momentum,
+        "beta1_weight": 1 - beta1,
+        "step": -lr / (1 - beta1**steps),
+        "decay": 1 - lr * config.weight_decay,
+    }
+    return {
+        k: torch.as_tensor(v).to(device=like.device, dtype=like.dtype) for k, v in values.items()
+    }
+
+
+def _per_slot(values, p):
+    """``values`` ``(chunk_size,)`` shaped to broadcast along ``p``'s slot axis."""
+    return values.view(-1, *([1] * (p.ndim - 1)))
+
+
+def scheduled_step(config: NetConfig, st: dict, p, g, t: int, active, hyper: dict) -> None:
+    """:func:`optimizer_step` with per-slot learning rates (and momentum or beta1).
+
+    ``hyper`` holds this step's ``(chunk_size,)`` values from :func:`chunk_hypers`. Every slot
+    goes through the same elementwise kernels whatever the other slots hold, so a member's
+    arithmetic never depends on its chunk partners.
+    """
+    h = {k: _per_slot(v, p) for k, v in hyper.items()}
+
+    def assign(name, new):
+        if active is None:
+            st[name].copy_(new)
+        else:
+            copy_slots(st[name], new, active)
+
+    if config.weight_decay and config.optimizer != "adamw":
+        g = g.add(p, alpha=config.weight_decay)
+    if config.optimizer == "sgd":
+        if config.momentum or config.scheduled_momentum:
+            if t == 0:  # torch.optim.SGD: the buffer starts as a copy of the first gradient
+                reusable_buffer(st, "buf", p, zero=False).copy_(g)
+            else:
+                assign("buf", st["buf"].mul(h["momentum"]).add(g, alpha=1 - config.dampening))
+            g = g.addcmul(st["buf"], h["momentum"]) if config.nesterov else st["buf"]
+        new_p = p.addcmul(g, h["neg_lr"])
+    else:
+        if t == 0:
+            reusable_buffer(st, "m", p)
+            reusable_buffer(st, "v", p)
+        assign("m", st["m"].lerp(g, h["beta1_weight"]))
+        assign("v", st["v"].mul(config.beta2).addcmul(g, g, value=1 - config.beta2))
+        denom = (st["v"].sqrt() / math.sqrt(1 - config.beta2 ** (t + 1))).add_(config.eps)
+        base = p.mul(h["decay"]) if config.optimizer == "adamw" and config.weight_decay else p
+        new_p = base.addcmul(st["m"].div(denom), h["step"])
+    if active is None:
+        p.copy_(new_p)
+    else:
+        copy_slots(p, new_p, active)
+
+
+def clip_gradients(grads: dict, max_norm: float, norm_type: float) -> dict:
+    """Each slot's gradients scaled as ``torch.nn.utils.clip_grad_norm_`` scales a member's.
+
+    The norm of a slot is over all its parameters' gradients, as skorch's
+    ``GradientNormClipping`` computes it on the member alone.
+    """
+    import torch
+
+    norms = []
+    for g in grads.values():
+        flat = g.reshape(g.shape[0], -1)
+        if flat.shape[0] == 1:  # reduce rows of a 2-row tensor: the same kernel for any chunk
+            flat = flat.expand(2, -1)
+        norms.append(torch.linalg.vector_norm(flat, norm_type, dim=1)[: g.shape[0]])
+    total = torch.linalg.vector_norm(torch.stack(norms, dim=1), norm_type, dim=1)
+    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    return {name: g.mul(_per_slot(coef, g)) for name, g in grads.items()}

@@ -29,6 +29,7 @@ batches with the rows' original ids. The trained chunks are returned as a
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import NamedTuple
 
@@ -40,7 +41,12 @@ from sklearn_certify.ensemble._net_config import (
     NetConfig,
     auto_chunk_size,
 )
-from sklearn_certify.ensemble._optim import optimizer_step
+from sklearn_certify.ensemble._optim import (
+    chunk_hypers,
+    clip_gradients,
+    optimizer_step,
+    scheduled_step,
+)
 from sklearn_certify.ensemble._schedule import batch_schedule
 from sklearn_certify.ensemble._seeding import chunk_step_seed, member_seed
 from sklearn_certify.ensemble._skorch import torch_rng_session, torch_seeded
@@ -204,6 +210,10 @@ def train_chunk(
 
     shuffle_seeds = [member_seed(seed, int(mid), "shuffle") for mid in member_ids]
     idx_np, cnt_np, T = batch_schedule(positions, shuffle_seeds, config, slots, chunk_size)
+    hypers = None
+    if config.lr_schedule is not None:  # each member's own schedule, from its own batch count
+        n_batches = [math.ceil(len(p) / config.batch_size) for p in positions]
+        hypers = chunk_hypers(config, n_batches, slots, chunk_size, T, store.X)
     idx = torch.as_tensor(idx_np).to(device)
     cnt = torch.as_tensor(cnt_np).to(device)
     arange_w = torch.arange(config.batch_size, device=device)
@@ -271,14 +281,20 @@ def train_chunk(
                 out = batched(views, xb)
         loss = _chunk_loss(config, out, yb, cnt[t], arange_w, weight)
         grads = dict(zip(names, torch.autograd.grad(loss, list(leaves.values())), strict=True))
+        if config.clip is not None:
+            grads = clip_gradients(grads, *config.clip)
         # every real member takes this step: update in place; else only the active slots move
         stepping = cnt_np[t] > 0
         moving = None
         if not stepping[real].all():
             moving = torch.as_tensor(np.flatnonzero(stepping)).to(device)
+        hyper = None if hypers is None else {k: v[t] for k, v in hypers.items()}
         with torch.no_grad():
             for name, p in leaves.items():
-                optimizer_step(config, state[name], p, grads[name], t, moving)
+                if hyper is None:
+                    optimizer_step(config, state[name], p, grads[name], t, moving)
+                else:
+                    scheduled_step(config, state[name], p, grads[name], t, moving, hyper)
 
     return {
         name: (leaf if inverse[name] is None else leaf.permute(inverse[name])).detach()
