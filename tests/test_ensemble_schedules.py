@@ -156,6 +156,24 @@ def test_scheduled_members_do_not_depend_on_chunk_size(digits, schedule, opt):
             assert _equal(a, b)
 
 
+def test_clipping_of_large_parameters_does_not_depend_on_chunk_size(digits):
+    """A 65,536-entry weight (above torch's parallel-reduction grain), two threads."""
+    X, y = digits
+    subsets, _ = disjoint_subsets(len(X), [24, 17, 40], seed=1)
+    net = _net([GradientNormClipping(0.5)], module__hidden=1024, max_epochs=1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        fits = [
+            fit_members(net, X, y, subsets, n_classes=10, seed=2, engine="vectorized", chunk_size=c)
+            for c in (1, 3)
+        ]
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(*fits, strict=True):
+        assert _equal(a, b)
+
+
 class Recorder(Callback):
     def on_epoch_end(self, net, **kwargs):
         pass

@@ -237,12 +237,10 @@ def clip_gradients(grads: dict, max_norm: float, norm_type: float) -> dict:
     """
     import torch
 
-    norms = []
-    for g in grads.values():
-        flat = g.reshape(g.shape[0], -1)
-        if flat.shape[0] == 1:  # reduce rows of a 2-row tensor: the same kernel for any chunk
-            flat = flat.expand(2, -1)
-        norms.append(torch.linalg.vector_norm(flat, norm_type, dim=1)[: g.shape[0]])
+    norms = [
+        torch.linalg.vector_norm(g.reshape(g.shape[0], -1), norm_type, dim=1)
+        for g in grads.values()
+    ]
     total = torch.linalg.vector_norm(torch.stack(norms, dim=1), norm_type, dim=1)
     coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
     return {name: g.mul(_per_slot(coef, g)) for name, g in grads.items()}

@@ -17,6 +17,8 @@ Within a chunk the members' parameters are stacked (``torch.func.stack_module_st
   (absent ids are inert dummy slots), so no shape depends on which other members exist;
 * a step that only some members take runs the optimizer kernel over full-size tensors and copies
   back the active slots, so an active slot's arithmetic is the same in every step;
+* a learning-rate schedule gives each slot the values of its own member's schedule (its own
+  batches per epoch), and gradient clipping scales each slot by its own gradients' norm;
 * a module with dropout draws each step's random numbers for the whole chunk, as one tensor of
   fixed shape, from torch's generator seeded by ``(seed, chunk, step)``; a member gets
   the part at its slot, so its draws depend on its id alone.
