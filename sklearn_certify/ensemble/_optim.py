@@ -149,7 +149,9 @@ def hyper_table(config: NetConfig, n_batches: int):
     return np.asarray(rows, dtype=np.float64)
 
 
-def chunk_hypers(config: NetConfig, n_batches, slots, chunk_size: int, T: int, like) -> dict:
+def chunk_hypers(
+    config: NetConfig, n_batches, slots, chunk_size: int, T: int, like, tables: dict
+) -> dict:
     """Per step and slot, the learning rate and the optimizer's other scheduled values.
 
     Slot ``slots[i]`` follows the schedule of a member with ``n_batches[i]`` batches per epoch
@@ -157,13 +159,13 @@ def chunk_hypers(config: NetConfig, n_batches, slots, chunk_size: int, T: int, l
     values (those slots take no step). Returns ``{name: (T, chunk_size) tensor}``: ``lr``,
     ``momentum``, and for Adam/AdamW ``step`` (``-lr / (1 - beta1 ** (t + 1))``), ``beta1``
     and ``decay`` (AdamW's ``1 - lr * weight_decay``), with the dtype and device of ``like``.
+    ``tables`` caches :func:`hyper_table` by batch count (a job's chunks share it).
     """
     import torch
 
     lr = np.full((T, chunk_size), config.lr)
     momentum = np.full((T, chunk_size), config.momentum)
     beta1 = np.full((T, chunk_size), config.beta1)
-    tables: dict = {}
     for nb, slot in zip(n_batches, slots, strict=True):
         table = tables.get(nb)
         if table is None:

@@ -200,8 +200,9 @@ def train_chunk(
     step. ``randomness="different"`` (a module with dropout) draws each step's random numbers
     for the whole chunk from torch's generator seeded by ``(seed, chunk, step)``, so
     slot ``s`` always gets the same part of a draw of a fixed shape. ``workspace`` (a dict)
-    keeps the gradient layouts and the optimizer's buffers; passing the dict of an earlier
-    chunk of the same net reuses them (buffers are reset here, so no state carries over).
+    keeps the gradient layouts, the optimizer's buffers and the learning-rate schedule's tables;
+    passing the dict of an earlier chunk of the same net reuses them (buffers are reset here,
+    so no state carries over).
     """
     import torch
     from torch.func import functional_call, vmap
@@ -212,10 +213,12 @@ def train_chunk(
 
     shuffle_seeds = [member_seed(seed, int(mid), "shuffle") for mid in member_ids]
     idx_np, cnt_np, T = batch_schedule(positions, shuffle_seeds, config, slots, chunk_size)
+    workspace = {} if workspace is None else workspace
     hypers = None
     if config.lr_schedule is not None:  # each member's own schedule, from its own batch count
         n_batches = [math.ceil(len(p) / config.batch_size) for p in positions]
-        hypers = chunk_hypers(config, n_batches, slots, chunk_size, T, store.X)
+        tables = workspace.setdefault("hyper_tables", {})
+        hypers = chunk_hypers(config, n_batches, slots, chunk_size, T, store.X, tables)
     idx = torch.as_tensor(idx_np).to(device)
     cnt = torch.as_tensor(cnt_np).to(device)
     arange_w = torch.arange(config.batch_size, device=device)
@@ -236,7 +239,6 @@ def train_chunk(
     # Each stacked parameter is stored in the axis order its gradient comes in (the forward
     # sees the usual layout through a permuted view), so the optimizer reads gradients as they
     # are. The layout depends only on the module and the shapes, never on the data.
-    workspace = {} if workspace is None else workspace
     if "layouts" not in workspace:
         workspace["layouts"] = _gradient_layouts(template, store.X, randomness)
     layouts = workspace["layouts"]
