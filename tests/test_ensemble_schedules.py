@@ -211,3 +211,21 @@ def test_logging_callbacks_do_not_block_the_vectorized_engine(digits, observers)
     loop = fit_members(net, X, y, subsets, engine="loop", **kw)
     for a, b in zip(loop, vec, strict=True):
         _assert_close(a, b)
+
+
+def test_one_cycle_momentum_reaching_zero_is_refused_whatever_the_batch_count(digits):
+    """OneCycleLR with base_momentum=0 may land on 0 only at some members' step counts; the
+    schedule's own settings refuse it for every member, before training."""
+    from sklearn_certify.ensemble._net_config import unsupported_reason
+
+    X, _ = digits
+    schedule = LRScheduler(
+        torch.optim.lr_scheduler.OneCycleLR,
+        max_lr=0.1,
+        total_steps=400,
+        step_every="batch",
+        base_momentum=0.0,
+    )
+    net = _net([schedule], optimizer=torch.optim.SGD, optimizer__momentum=0.9)
+    reason = unsupported_reason(net, X, 10)[0]
+    assert reason is not None and "momentum to 0" in reason

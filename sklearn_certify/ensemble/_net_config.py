@@ -216,12 +216,24 @@ def _check_schedule(config) -> bool:
 
     It runs for a member with one batch per epoch, the fewest steps any member takes, so an
     error raised here (a bad argument, too many steps) is one skorch raises for every member.
+    Momentum that reaches 0 is refused from the schedule's own settings too: with more
+    batches per epoch another member's steps may land on it where this one's do not.
     """
+    import torch
+
     from sklearn_certify.ensemble._optim import hyper_table
 
     table = hyper_table(config, 1)
     momentum = table[:, 1]
-    if config.optimizer == "sgd" and (momentum == 0).any() and (momentum != 0).any():
+    kwargs = config.lr_schedule.kwargs
+    lowest = min(kwargs.get("base_momentum", 0.85), kwargs.get("max_momentum", 0.95))
+    cycles_to_zero = (
+        config.lr_schedule.policy is torch.optim.lr_scheduler.OneCycleLR
+        and kwargs.get("cycle_momentum", True)
+        and lowest <= 0
+    )
+    switches = (momentum == 0).any() and (momentum != 0).any()
+    if config.optimizer == "sgd" and (switches or cycles_to_zero):
         raise Unsupported(
             "the LRScheduler sets SGD's momentum to 0 on some steps and not on others"
         )
