@@ -69,6 +69,8 @@ INVENTORIES = {
          "generated/torch.func.stack_module_state.html#torch.func.stack_module_state"),
         ("torch.func.vjp", "py:function", "generated/torch.func.vjp.html#torch.func.vjp"),
         ("torch.func.vmap", "py:function", "generated/torch.func.vmap.html#torch.func.vmap"),
+        ("torch.optim.AdamW", "py:class",
+         "generated/torch.optim.AdamW.html#torch.optim.AdamW"),
         ("torch.set_num_threads", "py:function",
          "generated/torch.set_num_threads.html#torch.set_num_threads"),
         ("torch.use_deterministic_algorithms", "py:function",
