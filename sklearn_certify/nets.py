@@ -32,6 +32,13 @@ class DigitsCNN(nn.Module):
         Channels of the first conv block (the second has twice as many).
     n_classes : int, default=10
         Output logits.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_certify.nets import DigitsCNN
+    >>> DigitsCNN(channels=4)(torch.zeros(3, 1, 8, 8)).shape
+    torch.Size([3, 10])
     """
 
     def __init__(self, channels: int = 16, n_classes: int = 10):
@@ -60,6 +67,13 @@ class DigitsMLP(nn.Module):
         Width of every hidden layer.
     depth : int, default=1
         Number of hidden layers.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_certify.nets import DigitsMLP
+    >>> DigitsMLP(hidden=8, depth=2)(torch.zeros(3, 64)).shape
+    torch.Size([3, 10])
     """
 
     def __init__(self, hidden: int = 64, depth: int = 1):

@@ -26,7 +26,15 @@ __all__ = [
 
 
 class VoteBounds(NamedTuple):
-    """Confidence bounds of the votes (arrays of length n_samples)."""
+    """Confidence bounds of the votes (arrays of length n_samples).
+
+    Examples
+    --------
+    >>> from sklearn_certify.bounds import simultaneous_vote_bounds
+    >>> out = simultaneous_vote_bounds([[900, 100], [52, 48]], alpha=0.001)
+    >>> out.prediction.tolist(), out.separated.tolist()
+    ([0, 0], [True, False])
+    """
 
     prediction: np.ndarray  #: class index chosen
     p_lower: np.ndarray  #: lower confidence bound on the prediction's probability

@@ -70,6 +70,35 @@ class BaseVoteEnsemble(BaseCertifiedEnsemble):
         ``None`` is ``ceil(n_estimators / 10)``.
     engine, random_state, n_jobs, verbose
         As for :class:`~sklearn_certify.ensemble.BaseCertifiedEnsemble`.
+
+    Examples
+    --------
+    A family is a plan and a radius map. Here each member trains on a half of the rows drawn
+    from its own seed, and the radius map claims nothing beyond the clean training set:
+
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn_certify.datasets import load_digits
+    >>> from sklearn_certify.ensemble import BaseVoteEnsemble, MemberPlan, member_seed
+    >>> class Halves(BaseVoteEnsemble):
+    ...     _certificate_unit = "rows"
+    ...     def __init__(self, estimator, *, n_estimators=20, alpha=0.05,
+    ...                  bound="simultaneous", n_select=None, engine="auto",
+    ...                  random_state=None, n_jobs=None, verbose=0):
+    ...         super().__init__(estimator, n_estimators=n_estimators, alpha=alpha,
+    ...                          bound=bound, n_select=n_select, engine=engine,
+    ...                          random_state=random_state, n_jobs=n_jobs, verbose=verbose)
+    ...     def _member_plan(self, X, y_encoded):
+    ...         draw = [np.random.default_rng(member_seed(self.seed_, k, "halves"))
+    ...                 for k in range(self.n_estimators)]
+    ...         return MemberPlan([g.permutation(len(X))[: len(X) // 2] for g in draw])
+    ...     def _radius(self, vote_bounds):
+    ...         return np.zeros(len(vote_bounds.prediction), dtype=np.int64)
+    >>> X, y = load_digits(digits=(1, 7), split="train")
+    >>> clf = Halves(LogisticRegression(), random_state=0).fit(X, y)
+    >>> cert = clf.certify(X[:5])
+    >>> cert.unit, len(clf.member_rows_[0]) == len(X) // 2, bool((cert.radius == 0).all())
+    ('rows', True, True)
     """
 
     _parameter_constraints: ClassVar[dict] = {
