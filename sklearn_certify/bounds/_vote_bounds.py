@@ -184,9 +184,7 @@ def simultaneous_vote_bounds(counts, alpha: float, *, n_draws=None) -> VoteBound
     return _bounds(prediction, p_lower, p_upper)
 
 
-def hoeffding_vote_bounds(
-    mean_select, mean_estimate, n_estimate: int, alpha: float
-) -> VoteBounds:
+def hoeffding_vote_bounds(mean_select, mean_estimate, n_estimate: int, alpha: float) -> VoteBounds:
     """Hoeffding bounds on averaged member probabilities (RAB's statistic, made sound).
 
     The smoothed classifier here is soft: the expected probability each class gets. The class

@@ -149,9 +149,7 @@ class DDPMDenoiser:
         import torch
 
         if not isinstance(unet, torch.nn.Module) or not hasattr(unet, "config"):
-            raise TypeError(
-                f"unet must be a diffusers UNet2DModel, got {type(unet).__name__}."
-            )
+            raise TypeError(f"unet must be a diffusers UNet2DModel, got {type(unet).__name__}.")
         config = unet.config
         if config.out_channels != config.in_channels:
             raise ValueError(
@@ -188,17 +186,14 @@ class DDPMDenoiser:
             height, width = (size, size) if isinstance(size, int) else tuple(size)
             return (int(config.in_channels), int(height), int(width))
         shape = tuple(image_shape)
-        if len(shape) != 3 or not all(
-            isinstance(v, (int, np.integer)) and v >= 1 for v in shape
-        ):
+        if len(shape) != 3 or not all(isinstance(v, (int, np.integer)) and v >= 1 for v in shape):
             raise ValueError(
                 f"image_shape must be (channels, height, width) of positive ints, got "
                 f"{image_shape!r}."
             )
         if shape[0] != config.in_channels:
             raise ValueError(
-                f"image_shape has {shape[0]} channels but the unet takes "
-                f"{config.in_channels}."
+                f"image_shape has {shape[0]} channels but the unet takes {config.in_channels}."
             )
         return tuple(int(v) for v in shape)
 
@@ -235,9 +230,7 @@ class DDPMDenoiser:
             channels = self.unet.config.in_channels
             factor = 2 ** (len(self.unet.config.block_out_channels) - 1)
             if X.shape[1] != channels:
-                raise ValueError(
-                    f"X_noisy has {X.shape[1]} channels, the unet takes {channels}."
-                )
+                raise ValueError(f"X_noisy has {X.shape[1]} channels, the unet takes {channels}.")
             if X.shape[2] % factor or X.shape[3] % factor:
                 raise ValueError(
                     f"X_noisy images are {X.shape[2]}x{X.shape[3]}; this unet downsamples by "

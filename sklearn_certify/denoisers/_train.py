@@ -151,8 +151,9 @@ def train_ddpm_denoiser(
     digests = row_digests(X_trusted)
     if refuse is not None:
         _check_refused(digests, refuse)
-    blocks = tuple(check_scalar_int("block_out_channels", c, min_value=8) for c in
-                   block_out_channels)
+    blocks = tuple(
+        check_scalar_int("block_out_channels", c, min_value=8) for c in block_out_channels
+    )
     if not blocks or any(c % 8 for c in blocks):
         raise ValueError(
             f"block_out_channels must be a non-empty sequence of multiples of 8, got "
@@ -216,6 +217,4 @@ def train_ddpm_denoiser(
     with torch.no_grad():
         for avg, param in zip(average, unet.parameters(), strict=True):
             param.copy_(avg)
-    return DDPMDenoiser(
-        unet, scheduler, image_shape=shape, training_digests=digests
-    )
+    return DDPMDenoiser(unet, scheduler, image_shape=shape, training_digests=digests)

@@ -24,12 +24,15 @@ vectorized engine's kernels are batched over members.
 
 from __future__ import annotations
 
+from sklearn_certify.ensemble._augment import KeyedAugmentation
 from sklearn_certify.ensemble._base import (
     AbstainMember,
     BaseCertifiedEnsemble,
     ConstantMember,
     DegenerateMemberWarning,
 )
+from sklearn_certify.ensemble._certified_net import CertifiedNeuralNetClassifier
+from sklearn_certify.ensemble._dp_step import DPSGDStep
 from sklearn_certify.ensemble._fit import (
     ENGINES,
     EngineFallbackWarning,
@@ -39,6 +42,7 @@ from sklearn_certify.ensemble._fit import (
 from sklearn_certify.ensemble._plan import ALL_ROWS, MemberPlan
 from sklearn_certify.ensemble._seeding import member_seed
 from sklearn_certify.ensemble._stacked import StackedMembers
+from sklearn_certify.ensemble._step import TrainingStep
 from sklearn_certify.ensemble._threads import MEMBER_THREADS
 from sklearn_certify.ensemble._vote import BOUNDS, BaseVoteEnsemble
 
@@ -50,11 +54,15 @@ __all__ = [
     "AbstainMember",
     "BaseCertifiedEnsemble",
     "BaseVoteEnsemble",
+    "CertifiedNeuralNetClassifier",
     "ConstantMember",
+    "DPSGDStep",
     "DegenerateMemberWarning",
     "EngineFallbackWarning",
+    "KeyedAugmentation",
     "MemberPlan",
     "StackedMembers",
+    "TrainingStep",
     "fit_members",
     "member_outputs",
     "member_seed",

@@ -25,7 +25,7 @@ import math
 import numbers
 from typing import TYPE_CHECKING
 
-from sklearn_certify.smoothing._noise import _MASK32, _pcg, _row_keys, keyed_normal
+from sklearn_certify._keyed import _MASK32, _pcg, _row_keys, keyed_normal
 
 if TYPE_CHECKING:
     import torch

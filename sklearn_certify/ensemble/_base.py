@@ -68,9 +68,7 @@ class AbstainMember:
         return "AbstainMember()"
 
 
-class BaseCertifiedEnsemble(
-    ClassifierMixin, MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
-):
+class BaseCertifiedEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
     """Base class of the certified ensembles (as scikit-learn's ``BaseBagging`` is for bagging).
 
     It owns everything the certified ensembles share: input validation and label encoding,
@@ -287,9 +285,7 @@ class BaseCertifiedEnsemble(
             )
 
     def _check_input_shape(self, X) -> None:
-        if X.ndim > 2 and not nested_nets(self.estimator) and not hasattr(
-            self.estimator, "steps"
-        ):
+        if X.ndim > 2 and not nested_nets(self.estimator) and not hasattr(self.estimator, "steps"):
             raise ValueError(
                 f"X has shape {X.shape}, but {type(self.estimator).__name__} is trained on 2-D "
                 "rows. Pass X.reshape(len(X), -1), or a skorch net whose module takes these "
@@ -574,4 +570,3 @@ class BaseCertifiedEnsemble(
         tags.input_tags.sparse = False
         tags.input_tags.allow_nan = False
         return tags
-

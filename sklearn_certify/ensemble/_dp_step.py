@@ -199,7 +199,7 @@ def _add_noise(summed: dict, std: float, key, step) -> dict:
     """``summed`` plus ``std`` times keyed standard normal noise, per parameter."""
     import torch
 
-    from sklearn_certify.smoothing._noise import keyed_normal
+    from sklearn_certify._keyed import keyed_normal
 
     seed = _step_seed(key, step).reshape(1)
     position = {name: index for index, name in enumerate(sorted(summed))}
@@ -218,7 +218,7 @@ def _step_seed(key, step):
     and ``step``; for a fixed key and ``step < 2**32`` the low word is a permutation of the
     step, so one member's steps never share a seed.
     """
-    from sklearn_certify.smoothing._noise import _pcg
+    from sklearn_certify._keyed import _pcg
 
     key_lo, key_hi = key & _MASK32, key >> 32
     step_lo, step_hi = step & _MASK32, step >> 32

@@ -22,10 +22,14 @@ TASKS_PER_WORKER = 4
 
 def make_member(estimator, seed: int, member_id: int, n_classes: int):
     """An unfitted, seeded, configured clone of ``estimator`` for member ``member_id``."""
+    from sklearn_certify.ensemble._certified_net import CertifiedNeuralNetClassifier
+
     member = clone(estimator)
     seed_random_state_params(member, sklearn_seed(seed, member_id))
     for net in nested_nets(member):
         configure_member_net(net, n_classes, member_seed(seed, member_id, "shuffle"))
+        if isinstance(net, CertifiedNeuralNetClassifier):
+            net.set_params(member_key=member_seed(seed, member_id, "step"))
     return member
 
 
@@ -75,12 +79,22 @@ def fit_one_member(estimator, X, y, rows, view, seed: int, member_id: int, n_cla
         view_seed = member_seed(seed, member_id, "view")
         X_m = apply_view(view, X_m, row_ids, member_id, view_seed)
     nets = nested_nets(member)
+    fit_params = {}
+    if _keys_rows(member):  # its augmentation and step draws are keyed by training row
+        fit_params["row_ids"] = np.arange(X.shape[0]) if rows is None else np.asarray(rows)
     if nets:
         with torch_seeded(member_seed(seed, member_id, "torch_init"), nets):
-            member.fit(X_m, y_m)
+            member.fit(X_m, y_m, **fit_params)
     else:
         member.fit(X_m, y_m)
     return member
+
+
+def _keys_rows(member) -> bool:
+    """Whether ``member`` is a :class:`CertifiedNeuralNetClassifier` taking ``row_ids``."""
+    from sklearn_certify.ensemble._certified_net import CertifiedNeuralNetClassifier
+
+    return isinstance(member, CertifiedNeuralNetClassifier)
 
 
 def _fit_batch(estimator, X, y, plan, *, n_classes: int, seed: int, progress=None) -> list:
@@ -90,9 +104,7 @@ def _fit_batch(estimator, X, y, plan, *, n_classes: int, seed: int, progress=Non
         for position, member_id in enumerate(plan.member_ids.tolist()):
             rows = plan.member_rows(position)
             members.append(
-                fit_one_member(
-                    estimator, X, y, rows, plan.view, seed, member_id, n_classes
-                )
+                fit_one_member(estimator, X, y, rows, plan.view, seed, member_id, n_classes)
             )
             if progress is not None:
                 progress.update(1)

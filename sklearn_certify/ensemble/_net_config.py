@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import NamedTuple
 
 import numpy as np
 
+from sklearn_certify.ensemble._batch_norm import RowMask, batch_norms, masked_template
 from sklearn_certify.ensemble._loop import make_member
 from sklearn_certify.ensemble._module_check import check_parameter_dtype
 from sklearn_certify.ensemble._skorch import torch_seeded
+from sklearn_certify.ensemble._step import row_loss_of
 
 _SGD_KEYS = {
     "lr",
@@ -58,11 +61,20 @@ class NetConfig:
         from skorch import NeuralNet, NeuralNetClassifier
         from skorch.dataset import Dataset
 
-        if type(net) not in (NeuralNet, NeuralNetClassifier):
+        from sklearn_certify.ensemble._certified_net import CertifiedNeuralNetClassifier
+        from sklearn_certify.ensemble._step import TrainingStep
+
+        if type(net) not in (NeuralNet, NeuralNetClassifier, CertifiedNeuralNetClassifier):
             raise Unsupported(
                 f"{type(net).__name__} is a subclass of a skorch net (it may override the "
-                "training step); only NeuralNet and NeuralNetClassifier are vectorized"
+                "training step); NeuralNet, NeuralNetClassifier and "
+                "CertifiedNeuralNetClassifier are vectorized (change the step with "
+                "CertifiedNeuralNetClassifier(training_step=...))"
             )
+        self.training_step = getattr(net, "training_step", None) or TrainingStep()
+        self.augment = getattr(net, "augment", None)
+        # a step that keeps the default gradients is run as one autograd pass over the chunk
+        self.custom_gradients = type(self.training_step).gradients is not TrainingStep.gradients
         self.lr_schedule, self.clip = _training_callbacks(net)
         if net.dataset is not Dataset or net.get_params_for("dataset"):
             raise Unsupported("a custom dataset is set")
@@ -81,32 +93,11 @@ class NetConfig:
         self.max_epochs = int(net.max_epochs)
 
         # criterion
-        crit = net.criterion
-        crit_kwargs = net.get_params_for("criterion")
-        if isinstance(crit, torch.nn.Module):
-            raise Unsupported(
-                f"criterion is the instance {crit!r}; the vectorized engine needs the class, "
-                f"e.g. criterion=torch.nn.{type(crit).__name__} (settings as "
-                "criterion__<name>=...)"
-            )
-        if crit not in (torch.nn.CrossEntropyLoss, torch.nn.NLLLoss):
-            raise Unsupported(
-                f"criterion {getattr(crit, '__name__', crit)!r} is not supported "
-                "(CrossEntropyLoss and NLLLoss are)"
-            )
-        allowed = {"weight", "ignore_index", "reduction"}
-        if crit is torch.nn.CrossEntropyLoss:
-            allowed.add("label_smoothing")
-        if set(crit_kwargs) - allowed or crit_kwargs.get("reduction", "mean") != "mean":
-            raise Unsupported(f"criterion settings {sorted(crit_kwargs)} are not supported")
-        if crit_kwargs.get("label_smoothing", 0.0) and crit_kwargs.get("weight") is not None:
-            raise Unsupported("label_smoothing together with class weights is not supported")
-        self.criterion = crit
-        self.class_weight = crit_kwargs.get("weight")
-        self.ignore_index = int(crit_kwargs.get("ignore_index", -100))
-        self.label_smoothing = float(crit_kwargs.get("label_smoothing", 0.0))
-        # skorch's classifier feeds log(p + eps) to NLLLoss
-        self.log_probs = crit is torch.nn.NLLLoss and isinstance(net, NeuralNetClassifier)
+        try:
+            self.row_loss = row_loss_of(net)
+        except ValueError as exc:
+            raise Unsupported(str(exc)) from exc
+        self.class_weight = self.row_loss.class_weight
 
         # optimizer
         opt = net.optimizer
@@ -250,6 +241,8 @@ class Probe(NamedTuple):
     n_params: int  # parameters per member
     largest: int  # entries of its largest parameter tensor
     randomness: str  # "error" (no random ops in training) or "different" (dropout and kin)
+    batch_norm: bool  # BatchNorm layers: the steps need each member's real rows only
+    values_per_row: int  # fewest values per channel one row gives a BatchNorm layer (0: none)
 
 
 #: Random ops allowed in a vectorized module's training forward. Each draws from the generator
@@ -297,18 +290,22 @@ def _probe_module(net, X, n_classes: int) -> Probe:
     with torch_seeded(0, [member]):
         member.initialize()
     module = member.module_
-    if any(True for _ in module.buffers()):
-        raise Unsupported(
-            "the module has buffers (e.g. BatchNorm running statistics), which would mix the "
-            "padded rows into the statistics"
-        )
     check_parameter_dtype(module, X)
+    norms = batch_norms(module)
+    kept = _other_buffers(module, norms)
     rows = torch.as_tensor(np.asarray(X[:2])).to(member.device or "cpu")
     try:
         eval_ops = _random_ops(module.eval(), rows)
-        random_ops = _random_ops(module.train(), rows)
+        with _per_channel_counts(norms) as counts:
+            random_ops = _random_ops(module.train(), rows)
     except Exception as exc:  # the module fails on its own; vmap would too
         raise Unsupported(f"the module cannot run on two rows ({exc})") from exc
+    changed = [name for name, value in kept.items() if not _same(module.get_buffer(name), value)]
+    if changed:
+        raise Unsupported(
+            f"the module changes its buffers {changed} in training, and only BatchNorm1d/2d/3d "
+            "buffers are trained per member"
+        )
     if eval_ops:
         raise Unsupported(
             f"the module draws random numbers in eval mode ({', '.join(sorted(eval_ops))}), so "
@@ -321,15 +318,18 @@ def _probe_module(net, X, n_classes: int) -> Probe:
             "generator may depend on the values drawn for other members"
         )
     randomness = "different" if random_ops else "error"
-    params, _ = stack_module_state([module, module])
+    params, buffers = stack_module_state([module, module])
     xb = torch.stack([rows, rows])
+    holder = RowMask()  # layers with momentum=None train as the engine runs them
+    template = masked_template(module, holder, cumulative_only=True)
 
-    def call(p, x):
-        return functional_call(module, (p, {}), (x,))
+    def call(p, b, x):
+        holder.mask = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+        return functional_call(template, (p, b), (x,))
 
     try:
         with torch_seeded(0):
-            out = vmap(call, randomness=randomness)(params, xb)
+            out = vmap(call, randomness=randomness)(params, buffers, xb)
     except Exception as exc:  # vmap raises many types for modules it cannot batch
         raise Unsupported(f"vmap cannot run the module in training mode ({exc})") from exc
     if not isinstance(out, torch.Tensor) or out.ndim != 3 or out.shape[2] != n_classes:
@@ -338,7 +338,38 @@ def _probe_module(net, X, n_classes: int) -> Probe:
             f"the module's output {shape} is not one (n_rows, n_classes={n_classes}) tensor"
         )
     sizes = [p.numel() for p in module.parameters()]
-    return Probe(sum(sizes), max(sizes), randomness)
+    return Probe(sum(sizes), max(sizes), randomness, bool(norms), min(counts, default=0))
+
+
+@contextlib.contextmanager
+def _per_channel_counts(norms):
+    """Collect, per BatchNorm layer, the values per channel one input row gives it."""
+    counts: list = []
+    hooks = [
+        layer.register_forward_pre_hook(lambda _, args: counts.append(math.prod(args[0].shape[2:])))
+        for layer in norms
+    ]
+    try:
+        yield counts
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def _other_buffers(module, norms) -> dict:
+    """Copies of the module's buffers that belong to no BatchNorm layer in ``norms``."""
+    owned = {id(b) for layer in norms for b in layer.buffers()}
+    return {
+        name: buffer.detach().clone()
+        for name, buffer in module.named_buffers()
+        if id(buffer) not in owned
+    }
+
+
+def _same(a, b) -> bool:
+    import torch
+
+    return a.shape == b.shape and bool(torch.equal(a, b))
 
 
 def check_vectorizable(net, X, n_classes: int) -> tuple[NetConfig, Probe]:

@@ -26,6 +26,7 @@ PURPOSES = {
     "shuffle": 2,  # the torch.Generator that orders a member's batches
     "view": 4,  # a member view applied to training batches
     "test_view": 5,  # a member view applied to the rows being scored
+    "step": 6,  # a member's training step and augmentation (keyed draws, see TrainingStep)
 }
 _CHUNK_STEP = 3  # vectorized chunks' dropout draws, keyed by chunk and step, not by member
 _USER_PURPOSE_BIT = 1 << 31
@@ -59,8 +60,9 @@ def member_seed(seed: int, member_id: int, purpose: str) -> int:
         The member's id, ``>= 0``.
     purpose : str
         What the seed is for. The engine's own purposes are ``"torch_init"``, ``"shuffle"``,
-        ``"view"`` (the seeds a member view receives while training) and ``"test_view"``
-        (while scoring); any other non-empty string names a purpose of the caller's, mapped to
+        ``"view"`` (the seeds a member view receives while training), ``"test_view"``
+        (while scoring) and ``"step"`` (the key of a member's training step and
+        augmentation); any other non-empty string names a purpose of the caller's, mapped to
         an entropy word of its own (the first four bytes of its SHA-256 digest, high bit set,
         so it never equals an engine purpose).
 

@@ -101,7 +101,8 @@ class StackedMembers(Sequence):
     net : skorch.NeuralNet
         The unfitted base net the members were cloned from.
     chunks : list of dict of str to torch.Tensor
-        Per chunk, the stacked trained parameters, shape ``(chunk_size, *param.shape)``.
+        Per chunk, the stacked trained parameters and buffers (BatchNorm's running
+        statistics), shape ``(chunk_size, *tensor.shape)``.
     chunk_of, slot_of : ndarray of int of shape (n_members,)
         Where member ``i`` (in the order of the ``subsets`` given to ``fit_members``) lives.
     member_ids : ndarray of int of shape (n_members,)
@@ -184,8 +185,8 @@ class StackedMembers(Sequence):
             member.initialize()
         chunk, slot = self.chunks[self.chunk_of[i]], int(self.slot_of[i])
         with torch.no_grad():
-            for name, param in member.module_.named_parameters():
-                param.copy_(chunk[name][slot])
+            for name, tensor in member.module_.state_dict(keep_vars=True).items():
+                tensor.copy_(chunk[name][slot])
         return member
 
     # ------------------------------------------------------------------ scoring
@@ -214,8 +215,11 @@ class StackedMembers(Sequence):
         device = self.device
         check_input_dtype(X, next(iter(self.chunks[0].values())).dtype, "the members'")
         template = self._template().to(device).eval()
+        buffer_names = {name for name, _ in template.named_buffers()}
         chunk_size = next(iter(self.chunks[0].values())).shape[0]
-        for c, params in enumerate(self.chunks):
+        for c, stacked in enumerate(self.chunks):
+            params = {k: v for k, v in stacked.items() if k not in buffer_names}
+            buffers = {k: v for k, v in stacked.items() if k in buffer_names}
             members = np.flatnonzero(self.chunk_of == c)
             if members.size == 0:
                 continue
@@ -226,7 +230,7 @@ class StackedMembers(Sequence):
                 ids[self.slot_of[members]] = self.member_ids[members]
                 view_args = scoring_view_args(view, ids, self.seed, device)
             results = stacked_eval_forward(
-                template, params, {}, X, self.n_classes, device, view_args
+                template, params, buffers, X, self.n_classes, device, view_args
             )
             for lo, res in results:
                 picked = res.index_select(0, slots).permute(1, 0, 2)

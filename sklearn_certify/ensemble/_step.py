@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["RowLoss", "TrainingStep"]
+__all__ = ["RowLoss", "TrainingStep", "row_loss_of"]
 
 
 class RowLoss(NamedTuple):
@@ -60,6 +60,46 @@ class RowLoss(NamedTuple):
             n_classes = self.class_weight.shape[0]
             weights = torch.where(counted, self.class_weight[y.clamp(0, n_classes - 1)], 0)
         return losses, weights
+
+
+def row_loss_of(net) -> RowLoss:
+    """The :class:`RowLoss` of a skorch net's ``criterion`` and ``criterion__*`` settings.
+
+    Raises ``ValueError`` (naming the setting) for a criterion that is not the class
+    ``CrossEntropyLoss`` or ``NLLLoss`` with a mean reduction: a member's step is written
+    row by row, and only these two are known row by row.
+    """
+    import torch
+    from skorch import NeuralNetClassifier
+
+    crit = net.criterion
+    kwargs = net.get_params_for("criterion")
+    if isinstance(crit, torch.nn.Module):
+        raise ValueError(
+            f"criterion is the instance {crit!r}; pass the class instead, e.g. "
+            f"criterion=torch.nn.{type(crit).__name__} (settings as criterion__<name>=...)"
+        )
+    if crit not in (torch.nn.CrossEntropyLoss, torch.nn.NLLLoss):
+        raise ValueError(
+            f"criterion {getattr(crit, '__name__', crit)!r} is not supported "
+            "(CrossEntropyLoss and NLLLoss are)"
+        )
+    allowed = {"weight", "ignore_index", "reduction"}
+    if crit is torch.nn.CrossEntropyLoss:
+        allowed.add("label_smoothing")
+    if set(kwargs) - allowed or kwargs.get("reduction", "mean") != "mean":
+        raise ValueError(f"criterion settings {sorted(kwargs)} are not supported")
+    if kwargs.get("label_smoothing", 0.0) and kwargs.get("weight") is not None:
+        raise ValueError("label_smoothing together with class weights is not supported")
+    weight = kwargs.get("weight")
+    return RowLoss(
+        crit,
+        None if weight is None else torch.as_tensor(weight),
+        int(kwargs.get("ignore_index", -100)),
+        float(kwargs.get("label_smoothing", 0.0)),
+        # skorch's classifier feeds log(p + eps) to NLLLoss
+        crit is torch.nn.NLLLoss and isinstance(net, NeuralNetClassifier),
+    )
 
 
 class TrainingStep:
@@ -128,8 +168,8 @@ class TrainingStep:
         den = torch.where(mask.any(), den, torch.ones_like(den))
         return losses.masked_fill(~counted, 0).sum() / den
 
-    def gradients(self, loss_of, params: dict, batch, key, step) -> dict:
-        """The gradients of one step, ``{name: tensor shaped like params[name]}``.
+    def gradients(self, loss_of, params: dict, batch, key, step) -> tuple:
+        """The gradients of one step and the loss they come from.
 
         Parameters
         ----------
@@ -151,10 +191,18 @@ class TrainingStep:
         Returns
         -------
         grads : dict of str to torch.Tensor
+            One tensor shaped like ``params[name]`` per parameter.
+        loss : torch.Tensor
+            The scalar loss the step reports (skorch's ``train_loss``).
         """
-        from torch.func import grad
+        from torch.func import grad_and_value
 
-        return grad(loss_of)(params, *batch)
+        return grad_and_value(loss_of)(params, *batch)
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and vars(self) == vars(other)
+
+    __hash__ = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -37,6 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from sklearn_certify.ensemble._batch_norm import RowMask, masked_template
 from sklearn_certify.ensemble._loop import check_view_output
 from sklearn_certify.ensemble._net_config import (
     _DEFAULT_MEMORY_BUDGET,
@@ -95,10 +96,11 @@ def _gradient_layouts(template, rows, randomness: str) -> dict:
         name: torch.stack([p.detach(), p.detach()]).requires_grad_(True)
         for name, p in template.named_parameters()
     }
+    buffers = {name: torch.stack([b, b]) for name, b in template.named_buffers()}
     x = torch.zeros((2, 2, *rows.shape[1:]), dtype=rows.dtype, device=rows.device)
-    forward = vmap(lambda p, x: functional_call(template, (p, {}), (x,)), randomness=randomness)
+    forward = vmap(lambda p, b, x: functional_call(template, (p, b), (x,)), randomness=randomness)
     with torch_seeded(0):  # a module with dropout draws; leave the caller's generator alone
-        out = forward(stacked, x)
+        out = forward(stacked, buffers, x)
     grads = torch.autograd.grad(out.square().sum(), list(stacked.values()), allow_unused=True)
     layouts = {}
     for name, g in zip(stacked, grads, strict=True):
@@ -113,6 +115,23 @@ def _dense_permutation(grad):
     if order[0] != 0 or not grad.permute(order).is_contiguous():
         return None
     return order
+
+
+def _stack_buffers(modules, slots, chunk_size: int, device) -> dict:
+    """``{name: stacked buffer}`` with ``chunk_size`` slots (absent slots copy the first)."""
+    import torch
+
+    module_of = dict(zip(slots, modules, strict=True))
+    first = modules[0]
+    return {
+        name: torch.stack(
+            [
+                (module_of[s] if s in module_of else first).get_buffer(name).detach().to(device)
+                for s in range(chunk_size)
+            ]
+        )
+        for name, _ in first.named_buffers()
+    }
 
 
 def _stack_slots(modules, slots, chunk_size: int, layouts: dict, device) -> dict:
@@ -187,6 +206,7 @@ def train_chunk(
     view=None,
     view_once: bool = False,
     randomness: str = "error",
+    batch_norm: str | None = None,
     verbose: int = 0,
     workspace: dict | None = None,
 ) -> dict:
@@ -199,7 +219,13 @@ def train_chunk(
     batches, or with ``view_once`` to all store rows of every slot once, before the first
     step. ``randomness="different"`` (a module with dropout) draws each step's random numbers
     for the whole chunk from torch's generator seeded by ``(seed, chunk, step)``, so
-    slot ``s`` always gets the same part of a draw of a fixed shape. ``workspace`` (a dict)
+    slot ``s`` always gets the same part of a draw of a fixed shape. ``batch_norm`` says how
+    a module with BatchNorm layers sees its batches: ``"trim"`` (members of equal size, whose
+    short batches all have the same number of rows) cuts each step's batches to their real
+    rows, ``"masked"`` keeps the padded shape and computes the statistics over real rows only
+    (:mod:`._batch_norm`). The net's training step (``config.training_step``) and
+    augmentation (``config.augment``) run per member, keyed by ``member_seed(seed, id,
+    "step")``, the member's step count and its epoch. ``workspace`` (a dict)
     keeps the gradient layouts, the optimizer's buffers and the learning-rate schedule's tables;
     passing the dict of an earlier chunk of the same net reuses them (buffers are reset here,
     so no state carries over).
@@ -210,6 +236,10 @@ def train_chunk(
     device = config.device
     modules = _initial_modules(net, member_ids, seed)
     template = modules[0].to(device).train()  # supplies the forward; its weights are not used
+    holder = None
+    if batch_norm is not None:  # trimmed batches have no padding: only momentum=None is patched
+        holder = RowMask()
+        template = masked_template(template, holder, cumulative_only=batch_norm == "trim")
 
     shuffle_seeds = [member_seed(seed, int(mid), "shuffle") for mid in member_ids]
     idx_np, cnt_np, T = batch_schedule(positions, shuffle_seeds, config, slots, chunk_size)
@@ -222,11 +252,12 @@ def train_chunk(
     idx = torch.as_tensor(idx_np).to(device)
     cnt = torch.as_tensor(cnt_np).to(device)
     arange_w = torch.arange(config.batch_size, device=device)
-    weight = (
-        None
-        if config.class_weight is None
-        else torch.as_tensor(config.class_weight, dtype=store.X.dtype).to(device)
-    )
+    row_loss = config.row_loss
+    if row_loss.class_weight is not None:
+        row_loss = row_loss._replace(
+            class_weight=row_loss.class_weight.to(dtype=store.X.dtype, device=device)
+        )
+    keys, epoch_of = _slot_keys(positions, member_ids, slots, chunk_size, seed, config, device)
     slot_view_args = None
     if view is not None:
         slot_view_args = _slot_view_args(member_ids, slots, chunk_size, seed, device)
@@ -240,9 +271,12 @@ def train_chunk(
     # sees the usual layout through a permuted view), so the optimizer reads gradients as they
     # are. The layout depends only on the module and the shapes, never on the data.
     if "layouts" not in workspace:
+        if holder is not None:  # the probe's two rows are both real
+            holder.mask = torch.ones(2, dtype=torch.bool, device=device)
         workspace["layouts"] = _gradient_layouts(template, store.X, randomness)
     layouts = workspace["layouts"]
     leaves = _stack_slots(modules, slots, chunk_size, layouts, device)
+    buffers = _stack_buffers(modules, slots, chunk_size, device)
     names = list(leaves)
     inverse = {
         name: None if perm is None else [perm.index(d) for d in range(len(perm))]
@@ -251,10 +285,23 @@ def train_chunk(
     for leaf in leaves.values():
         leaf.requires_grad_(True)
 
-    def call(p, x):
-        return functional_call(template, (p, {}), (x,))
+    step_fn = config.training_step
 
-    batched = vmap(call, randomness=randomness)
+    def member_loss(p, b, x, y, mask):
+        if holder is not None:
+            holder.mask = mask
+        return step_fn.loss(functional_call(template, (p, b), (x,)), y, mask, row_loss)
+
+    def member_gradients(p, b, x, y, mask, key, step):
+        def loss_of(p_, x_, y_, mask_):
+            return member_loss(p_, b, x_, y_, mask_)
+
+        return step_fn.gradients(loss_of, p, (x, y, mask), key, step)
+
+    if config.custom_gradients:
+        batched = vmap(member_gradients, randomness=randomness)
+    else:
+        batched = vmap(member_loss, randomness=randomness)
     chunk = int(member_ids[0]) // chunk_size
     state = workspace.setdefault("buffers", {name: {} for name in names})
     steps = range(T)
@@ -265,7 +312,10 @@ def train_chunk(
     real = np.zeros(chunk_size, dtype=bool)
     real[list(slots)] = True
     for t in steps:
-        it = idx[t]
+        it, width = idx[t], arange_w
+        if batch_norm == "trim":  # equal members: every real slot has the same rows this step
+            n_rows = int(cnt_np[t][real].max())
+            it, width = it[:, :n_rows], arange_w[:n_rows]
         yb = store.y[it]
         if x_offsets is not None:
             xb = X_source[it + x_offsets]  # (M, W, ...): each slot from its own viewed copy
@@ -273,18 +323,27 @@ def train_chunk(
             xb = X_source[it]  # (M, W, ...): one gather per step
             if view is not None:
                 xb = _viewed(view, xb, store.row_ids[it], slot_view_args, check=t == 0)
-        views = {
-            name: leaf if inverse[name] is None else leaf.permute(inverse[name])
-            for name, leaf in leaves.items()
-        }
+        if config.augment is not None:
+            plain, xb = xb, config.augment(xb, store.row_ids[it], keys, epoch_of(t))
+            if t == 0:
+                check_view_output(xb, plain)
+        mask = width < cnt[t][:, None]
+        args = (buffers, xb, yb, mask)
+        views = {name: _slot_view(leaf, inverse[name]) for name, leaf in leaves.items()}
+        if config.custom_gradients:  # the step differentiates by itself
+            views = {name: view.detach() for name, view in views.items()}
+            args = (*args, keys, torch.full_like(keys, t))
         if randomness == "error":
-            out = batched(views, xb)  # (M, W, C)
+            res = batched(views, *args)
         else:
             with torch_rng_session([net]) as reseed:
                 reseed(chunk_step_seed(seed, chunk, t))
-                out = batched(views, xb)
-        loss = _chunk_loss(config, out, yb, cnt[t], arange_w, weight)
-        grads = dict(zip(names, torch.autograd.grad(loss, list(leaves.values())), strict=True))
+                res = batched(views, *args)
+        if config.custom_gradients:
+            grads = {name: _leaf_layout(res[0][name], layouts[name]) for name in names}
+        else:
+            loss = res.sum()
+            grads = dict(zip(names, torch.autograd.grad(loss, list(leaves.values())), strict=True))
         if config.clip is not None:
             grads = clip_gradients(grads, *config.clip)
         # every real member takes this step: update in place; else only the active slots move
@@ -300,10 +359,40 @@ def train_chunk(
                 else:
                     scheduled_step(config, state[name], p, grads[name], t, moving, hyper)
 
-    return {
-        name: (leaf if inverse[name] is None else leaf.permute(inverse[name])).detach()
-        for name, leaf in leaves.items()
-    }
+    trained = {name: _slot_view(leaf, inverse[name]).detach() for name, leaf in leaves.items()}
+    trained.update(buffers)
+    return trained
+
+
+def _slot_view(leaf, inverse):
+    """A stacked parameter in the module's own axis order (``leaf`` is stored permuted)."""
+    return leaf if inverse is None else leaf.permute(inverse)
+
+
+def _leaf_layout(grad, perm):
+    """A gradient in the module's axis order, laid out as its stored parameter is."""
+    return grad if perm is None else grad.permute(perm)
+
+
+def _slot_keys(positions, member_ids, slots, chunk_size: int, seed: int, config, device):
+    """Per slot, the member's step key (``0`` for absent slots), and ``epoch_of(t)``.
+
+    ``epoch_of(t)`` gives the epoch each slot is in at step ``t`` (a member's epochs have its
+    own number of batches), as a device tensor.
+    """
+    import torch
+
+    keys = np.zeros(chunk_size, dtype=np.int64)
+    per_epoch = np.ones(chunk_size, dtype=np.int64)
+    for member_positions, mid, slot in zip(positions, member_ids, slots, strict=True):
+        keys[slot] = member_seed(seed, int(mid), "step")
+        per_epoch[slot] = max(1, math.ceil(len(member_positions) / config.batch_size))
+    per_epoch_t = torch.as_tensor(per_epoch).to(device)
+
+    def epoch_of(t: int):
+        return torch.div(t, per_epoch_t, rounding_mode="floor")
+
+    return torch.as_tensor(keys).to(device), epoch_of
 
 
 def _slot_view_args(member_ids, slots, chunk_size: int, seed: int, device):
@@ -347,43 +436,6 @@ def _viewed(view, xb, row_ids, slot_view_args, *, check: bool):
     if check:
         check_view_output(out, xb)
     return out
-
-
-def _chunk_loss(config: NetConfig, out, yb, counts, arange_w, weight):
-    """Sum over slots of each member's skorch loss on its real rows (padding masked out).
-
-    ``out`` is ``(M, W, C)``, ``yb`` ``(M, W)`` and ``counts`` ``(M,)`` real rows per slot. A
-    member's term is the sum of its real rows' losses over their count (or class weight),
-    which is skorch's mean; a slot with no rows contributes exactly zero.
-    """
-    import torch
-
-    if config.log_probs:
-        out = torch.log(out + torch.finfo(out.dtype).eps)
-    flat = out.reshape(-1, out.shape[-1])
-    ytrue = yb.reshape(-1)
-    if config.criterion is torch.nn.CrossEntropyLoss:
-        rowloss = torch.nn.functional.cross_entropy(
-            flat,
-            ytrue,
-            weight=weight,
-            ignore_index=config.ignore_index,
-            reduction="none",
-            label_smoothing=config.label_smoothing,
-        )
-    else:
-        rowloss = torch.nn.functional.nll_loss(
-            flat, ytrue, weight=weight, ignore_index=config.ignore_index, reduction="none"
-        )
-    valid = arange_w < counts[:, None]
-    rowloss = rowloss.reshape(valid.shape)
-    counted = valid & (yb != config.ignore_index)
-    if weight is None:
-        den = counted.sum(1).to(out.dtype)
-    else:
-        den = torch.where(counted, weight[yb.clamp(0, config.n_classes - 1)], 0).sum(1)
-    den = torch.where(counts > 0, den, torch.ones_like(den))
-    return (rowloss.masked_fill(~counted, 0).sum(1) / den).sum()
 
 
 def train_chunks(net, X, y, plan, specs, progress=None, **kwargs) -> list:
@@ -493,12 +545,18 @@ def fit_vectorized(
     workers = effective_n_jobs(n_jobs)
     n_groups = 1 if workers == 1 else min(len(specs), 4 * workers)
     groups = [g for g in np.array_split(np.arange(len(specs)), n_groups) if g.size]
+    batch_norm = None
+    if probe.batch_norm:  # equal members trim their short batches; unequal ones mask padding
+        sizes = plan.sizes(X.shape[0])
+        _check_batch_norm_batches(sizes, config.batch_size, probe.values_per_row)
+        batch_norm = "trim" if len(set(sizes.tolist())) == 1 else "masked"
     kwargs = dict(
         view_once=view_once,
         chunk_size=chunk_size,
         config=config,
         seed=seed,
         randomness=probe.randomness,
+        batch_norm=batch_norm,
         verbose=verbose,
     )
     progress = None
@@ -543,6 +601,24 @@ def fit_vectorized(
         n_classes=n_classes,
         seed=seed,
     )
+
+
+def _check_batch_norm_batches(sizes, batch_size: int, values_per_row: int) -> None:
+    """Refuse members with a one-row batch where BatchNorm would get one value per channel.
+
+    skorch raises on such a batch in the middle of training (torch's BatchNorm cannot compute
+    a variance from one value); this says so before any member trains.
+    """
+    if values_per_row != 1:
+        return
+    single = [int(n) for n in np.unique(sizes) if n % batch_size == 1]
+    if single:
+        raise ValueError(
+            f"members with {single[0]} rows have a last batch of one row (batch_size="
+            f"{batch_size}), on which the module's BatchNorm gets one value per channel and "
+            "cannot train (skorch would fail on it too); choose a batch_size (or, for "
+            "partitions, an n_partitions) that leaves no member a one-row batch."
+        )
 
 
 def _train_chunks_one_thread(*args, **kwargs) -> list:

@@ -213,7 +213,5 @@ def plan_partitions(
             raise ValueError(f"threat_model='label_flip' needs spread=1, got spread={d}.")
         return _plan_label_flip(X, y_enc, k)
     if threat_model != "general":
-        raise ValueError(
-            f"threat_model must be 'general' or 'label_flip', got {threat_model!r}."
-        )
+        raise ValueError(f"threat_model must be 'general' or 'label_flip', got {threat_model!r}.")
     return _plan_general(X, y_enc, k, d, hash, shifts)
