@@ -3,9 +3,10 @@
 The ``demo`` command, the examples and the benchmarks train these on the digits of
 :func:`sklearn_certify.datasets.load_digits`: :func:`make_digits_net` a CNN on ``(n, 1,
 8, 8)`` images (``shape="image"``), :func:`make_digits_mlp` an MLP on flat rows of 64
-pixels. :func:`make_mnist_net` is a CNN, optionally with BatchNorm, on the ``(n, 1, 28,
-28)`` MNIST images of :func:`sklearn_certify.datasets.load_mnist`. All modules output
-logits, so the nets use ``torch.nn.CrossEntropyLoss``.
+pixels. :func:`make_mnist_net` is a CNN, optionally with BatchNorm, a step learning-rate
+schedule and random-crop augmentation, on the ``(n, 1, 28, 28)`` MNIST images of
+:func:`sklearn_certify.datasets.load_mnist`. All modules output logits, so the nets use
+``torch.nn.CrossEntropyLoss``.
 """
 
 from __future__ import annotations
@@ -107,9 +108,10 @@ class MnistCNN(nn.Module):
     channels : int, default=16
         Channels of the first conv block (the second has twice as many).
     batch_norm : bool, default=False
-        Add a ``BatchNorm2d`` after each convolution. A module with BatchNorm has
-        buffers, which the vectorized engine does not batch yet: DPA and RAB then train
-        it with the loop engine and say so with an ``EngineFallbackWarning``.
+        Add a ``BatchNorm2d`` after each convolution. The vectorized engine batches
+        BatchNorm across members: each member normalises with its own batch statistics and
+        keeps its own running statistics (padding rows of a short batch are left out of
+        both).
     n_classes : int, default=10
         Output logits.
 
@@ -134,12 +136,24 @@ class MnistCNN(nn.Module):
         return self.head(self.features(X).flatten(1))
 
 
-def _sgd_net(module, *, max_epochs: int, lr: float, batch_size: int, device: str, **module_params):
+def _sgd_net(
+    module,
+    *,
+    max_epochs: int,
+    lr: float,
+    batch_size: int,
+    device: str,
+    net_class=None,
+    net_params: dict | None = None,
+    **module_params,
+):
+    """A ``net_class`` (default ``NeuralNetClassifier``) training ``module`` with SGD."""
     from skorch import NeuralNetClassifier
 
-    return NeuralNetClassifier(
+    return (net_class or NeuralNetClassifier)(
         module,
         **{f"module__{name}": value for name, value in module_params.items()},
+        **(net_params or {}),
         criterion=nn.CrossEntropyLoss,  # the modules output logits
         optimizer=torch.optim.SGD,
         optimizer__momentum=0.9,
@@ -255,15 +269,18 @@ def make_mnist_net(
     batch_size: int = 32,
     channels: int = 16,
     device: str = "cpu",
+    milestones: tuple[int, ...] | None = None,
+    crop_padding: int = 0,
 ):
     """A skorch CNN for the 28x28 MNIST images of :func:`~sklearn_certify.datasets.load_mnist`.
+
+    Every option vectorizes: DPA and RAB train all members of the net together with the
+    vectorized engine, BatchNorm, the learning-rate schedule and the augmentation included.
 
     Parameters
     ----------
     batch_norm : bool, default=False
-        Add BatchNorm after each convolution of :class:`MnistCNN`. Without it the net
-        vectorizes across DPA and RAB members; with it they fall back to the loop engine
-        with an ``EngineFallbackWarning``.
+        Add BatchNorm after each convolution of :class:`MnistCNN`.
     max_epochs : int, default=10
         Epochs per member.
     lr : float, default=0.05
@@ -274,12 +291,24 @@ def make_mnist_net(
         Width of :class:`MnistCNN`.
     device : str, default="cpu"
         Torch device, e.g. ``"cuda"``.
+    milestones : tuple of int, default=None
+        Epochs at which the learning rate is divided by 10: a skorch
+        ``LRScheduler(policy="MultiStepLR", milestones=milestones, gamma=0.1)`` stepped
+        once per epoch, named ``"lr"``. ``None`` keeps ``lr`` constant.
+    crop_padding : int, default=0
+        When > 0, train on random 28x28 crops of each image padded by ``crop_padding``
+        zero pixels per side, a new crop per row and epoch:
+        :class:`~sklearn_certify.ensemble.KeyedAugmentation` ``(crop_padding=crop_padding)``,
+        keyed by (member, row, epoch) so a member's crops do not depend on the other
+        members. Predictions see the images as they are.
 
     Returns
     -------
     skorch.NeuralNetClassifier
         Unfitted net whose module is the class :class:`MnistCNN`, trained with
-        ``torch.nn.CrossEntropyLoss`` on its logits.
+        ``torch.nn.CrossEntropyLoss`` on its logits; a
+        :class:`~sklearn_certify.ensemble.CertifiedNeuralNetClassifier` (a subclass) when
+        ``crop_padding > 0``.
 
     Examples
     --------
@@ -287,9 +316,30 @@ def make_mnist_net(
     >>> net = make_mnist_net(batch_norm=True, max_epochs=3)
     >>> net.module.__name__, net.module__batch_norm, net.max_epochs
     ('MnistCNN', True, 3)
+
+    With a step schedule and random crops:
+
+    >>> net = make_mnist_net(batch_norm=True, max_epochs=6, milestones=(4,), crop_padding=2)
+    >>> type(net).__name__, net.augment
+    ('CertifiedNeuralNetClassifier', KeyedAugmentation(crop_padding=2, flip=False, ...))
+    >>> name, schedule = net.callbacks[0]
+    >>> name, schedule.policy, schedule.kwargs
+    ('lr', 'MultiStepLR', {'milestones': [4], 'gamma': 0.1})
     """
+    from skorch import NeuralNetClassifier
+    from skorch.callbacks import LRScheduler
+
+    from sklearn_certify.ensemble import CertifiedNeuralNetClassifier, KeyedAugmentation
+
+    augment = KeyedAugmentation(crop_padding=crop_padding)  # checks crop_padding
+    extra = {"augment": augment} if augment.crop_padding else {}
+    if milestones is not None:
+        schedule = LRScheduler(policy="MultiStepLR", milestones=list(milestones), gamma=0.1)
+        extra["callbacks"] = [("lr", schedule)]
     return _sgd_net(
         MnistCNN,
+        net_class=CertifiedNeuralNetClassifier if augment.crop_padding else NeuralNetClassifier,
+        net_params=extra,
         max_epochs=max_epochs,
         lr=lr,
         batch_size=batch_size,
