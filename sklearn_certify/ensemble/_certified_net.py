@@ -10,6 +10,25 @@ from skorch import NeuralNetClassifier
 __all__ = ["CertifiedNeuralNetClassifier"]
 
 
+def check_step_settings(net):
+    """Return ``net.training_step`` (``None`` without one) after checking it and ``augment``."""
+    from sklearn_certify.ensemble._step import TrainingStep
+
+    step = getattr(net, "training_step", None)
+    augment = getattr(net, "augment", None)
+    if step is not None and not isinstance(step, TrainingStep):
+        raise TypeError(
+            f"training_step must be a TrainingStep (subclass it to change the loss or the "
+            f"gradients), got {type(step).__name__}."
+        )
+    if augment is not None and not callable(augment):
+        raise TypeError(
+            f"augment must be callable as augment(x, row_ids, keys, epochs), e.g. "
+            f"KeyedAugmentation(crop_padding=2), got {type(augment).__name__}."
+        )
+    return step
+
+
 class _KeyedRows(dict):
     """``{"X": rows, "row_ids": their ids}``: training rows with the ids augmentation keys on."""
 
@@ -47,7 +66,9 @@ class CertifiedNeuralNetClassifier(NeuralNetClassifier):
     ``fit(X, y, row_ids=None)`` keys each row's augmentation by ``row_ids`` (default: the
     row's position in ``X``); ``X`` must be an array or tensor. The epoch a draw belongs to is
     the net's epoch count (``len(history) - 1``), and the step number a step sees counts the
-    optimizer steps since :meth:`initialize`.
+    optimizer steps since :meth:`initialize`. A ``training_step`` computes its outputs inside
+    its own :mod:`torch.func` transforms, so callbacks get no training predictions
+    (``y_pred=None``): score on validation data instead of ``EpochScoring(on_train=True)``.
 
     Examples
     --------
@@ -77,19 +98,8 @@ class CertifiedNeuralNetClassifier(NeuralNetClassifier):
     # ------------------------------------------------------------------ fitting
     def initialize(self):
         from sklearn_certify.ensemble._batch_norm import batch_norms
-        from sklearn_certify.ensemble._step import TrainingStep
 
-        step = self.training_step
-        if step is not None and not isinstance(step, TrainingStep):
-            raise TypeError(
-                f"training_step must be a TrainingStep (subclass it to change the loss or the "
-                f"gradients), got {type(step).__name__}."
-            )
-        if self.augment is not None and not callable(self.augment):
-            raise TypeError(
-                f"augment must be callable as augment(x, row_ids, keys, epochs), e.g. "
-                f"KeyedAugmentation(crop_padding=2), got {type(self.augment).__name__}."
-            )
+        step = check_step_settings(self)
         super().initialize()
         if getattr(step, "per_sample", False) and batch_norms(self.module_):
             raise ValueError(
@@ -158,7 +168,7 @@ class CertifiedNeuralNetClassifier(NeuralNetClassifier):
         return {"loss": loss, "y_pred": y_pred}
 
     def _custom_step(self, x, yi, key, fit_params):
-        """Run ``training_step`` on the module's parameters; leave the gradients in ``.grad``."""
+        """Run ``training_step``; leave its gradients in ``.grad``; return ``(None, loss)``."""
         import torch
         from skorch.utils import to_tensor
         from torch.func import functional_call
@@ -176,11 +186,9 @@ class CertifiedNeuralNetClassifier(NeuralNetClassifier):
         module = self.module_
         params = dict(module.named_parameters())
         buffers = dict(module.named_buffers())
-        outputs = {}
 
         def loss_of(p, xb, yb, mask):
             out = functional_call(module, (p, buffers), (xb,))
-            outputs["y_pred"] = out
             return self.training_step.loss(out, yb, mask, row_loss)
 
         y = to_tensor(yi, device=self.device).to(torch.int64)
@@ -190,4 +198,4 @@ class CertifiedNeuralNetClassifier(NeuralNetClassifier):
         grads, loss = self.training_step.gradients(loss_of, detached, (x, y, mask), key, step)
         for name, p in params.items():
             p.grad = grads[name].detach().clone()
-        return outputs["y_pred"].detach(), loss.detach()
+        return None, loss.detach()  # the outputs live inside the step's own transforms

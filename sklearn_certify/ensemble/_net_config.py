@@ -61,7 +61,10 @@ class NetConfig:
         from skorch import NeuralNet, NeuralNetClassifier
         from skorch.dataset import Dataset
 
-        from sklearn_certify.ensemble._certified_net import CertifiedNeuralNetClassifier
+        from sklearn_certify.ensemble._certified_net import (
+            CertifiedNeuralNetClassifier,
+            check_step_settings,
+        )
         from sklearn_certify.ensemble._step import TrainingStep
 
         if type(net) not in (NeuralNet, NeuralNetClassifier, CertifiedNeuralNetClassifier):
@@ -71,7 +74,7 @@ class NetConfig:
                 "CertifiedNeuralNetClassifier are vectorized (change the step with "
                 "CertifiedNeuralNetClassifier(training_step=...))"
             )
-        self.training_step = getattr(net, "training_step", None) or TrainingStep()
+        self.training_step = check_step_settings(net) or TrainingStep()
         self.augment = getattr(net, "augment", None)
         # a step that keeps the default gradients is run as one autograd pass over the chunk
         self.custom_gradients = type(self.training_step).gradients is not TrainingStep.gradients
