@@ -129,8 +129,9 @@ class TrainingStep:
     ...     def loss(self, outputs, y, mask, row_loss):
     ...         penalty = (outputs.abs().sum(-1) * mask).sum() / mask.sum().clamp(min=1)
     ...         return super().loss(outputs, y, mask, row_loss) + 0.01 * penalty
-    >>> from sklearn_certify.ensemble._step import RowLoss
-    >>> row_loss = RowLoss(torch.nn.CrossEntropyLoss, None, -100, 0.0, False)
+    >>> def row_loss(outputs, y):  # the engine passes the net's criterion, row by row
+    ...     losses = torch.nn.functional.cross_entropy(outputs, y, reduction="none")
+    ...     return losses, torch.ones_like(losses)
     >>> outputs = torch.zeros(3, 2); y = torch.tensor([0, 1, 1])
     >>> mask = torch.tensor([True, True, False])  # the third row is padding
     >>> round(float(TrainingStep().loss(outputs, y, mask, row_loss)), 4)  # log 2
@@ -151,8 +152,10 @@ class TrainingStep:
         mask : torch.Tensor of bool of shape (W,)
             ``True`` for the batch's real rows; ``False`` rows are padding the vectorized
             engine adds to give every member the same batch shape, and must not count.
-        row_loss : RowLoss
-            The net's criterion, row by row.
+        row_loss : callable
+            The net's criterion, row by row: ``row_loss(outputs, y)`` returns each row's loss
+            (times its class weight) and each row's weight in skorch's mean (the class
+            weight, 1 without class weights, 0 for a label equal to ``ignore_index``).
 
         Returns
         -------
