@@ -118,3 +118,51 @@ def test_rab_on_cuda_matches_the_loop_engine_and_certifies(digits):
     np.testing.assert_allclose(vec.member_scores(X[:50]), loop.member_scores(X[:50]), atol=1e-3)
     cert = vec.certify(X[:100])
     assert cert.unit == "l2" and (cert.radius >= 0).all()
+
+
+class _BNConv(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(4)
+        self.out = torch.nn.Linear(4 * 8 * 8, 10)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.bn(self.conv(x))).flatten(1))
+
+
+@pytest.mark.parametrize("sizes", [[24, 24, 24], [24, 18, 10, 40]], ids=["equal", "padded"])
+def test_batchnorm_augmentation_and_dp_step_on_cuda_match_cpu(digits, sizes):
+    """The features of the training-step tests, on the GPU: keyed draws are the CPU's."""
+    from sklearn_certify.ensemble import (
+        CertifiedNeuralNetClassifier,
+        DPSGDStep,
+        KeyedAugmentation,
+    )
+
+    X, y = digits
+    X = X.reshape(len(X), 1, 8, 8)
+    subsets, _ = disjoint_subsets(len(X), sizes, seed=1)
+    kw = dict(n_classes=10, seed=2, engine="vectorized")
+    for module, step in ((_BNConv, None), (TinyMLP, DPSGDStep(noise_multiplier=0.5))):
+        rows = X if module is _BNConv else X.reshape(len(X), -1)
+        base = dict(
+            criterion=torch.nn.CrossEntropyLoss,
+            max_epochs=2,
+            batch_size=8,
+            lr=0.1,
+            iterator_train__shuffle=True,
+            training_step=step,
+            augment=KeyedAugmentation(crop_padding=1, flip=True, noise_std=0.05)
+            if module is _BNConv
+            else KeyedAugmentation(noise_std=0.05),
+        )
+        cpu = fit_members(CertifiedNeuralNetClassifier(module, **base), rows, y, subsets, **kw)
+        gpu = fit_members(
+            CertifiedNeuralNetClassifier(module, device="cuda", **base), rows, y, subsets, **kw
+        )
+        for a, b in zip(cpu, gpu, strict=True):
+            for ta, tb in zip(
+                a.module_.state_dict().values(), b.module_.state_dict().values(), strict=True
+            ):
+                torch.testing.assert_close(ta, tb.cpu(), rtol=0, atol=2e-4)
