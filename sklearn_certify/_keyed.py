@@ -6,13 +6,18 @@ draw returns depends on everything drawn before it), so these draws hash their k
 each key is hashed to 32-bit uniforms with the PCG output permutation (Jarzynski & Olano, "Hash
 Functions for GPU Rendering", 2020), nested over the key's words. The hashing is integer
 arithmetic on int64 tensors, identical on CPU and GPU.
+
+Where the draws a caller needs are numbered consecutively (the Monte Carlo draws of one test
+row), :func:`keyed_draws` is as fast as ``torch.randn``: it cuts the draw numbers into blocks
+of a fixed size and draws each block with torch's generator seeded by a hash of (key, block),
+so a draw still depends on its key and number alone, not on which range a caller asks for.
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["keyed_normal"]
+__all__ = ["KeyedDraws", "draw_block_size", "keyed_draws", "keyed_normal"]
 
 _MASK32 = 0xFFFFFFFF
 _FEATURE_SALT = (0x9E3779B9, 0x85EBCA6B)  # one word per uniform of a pair
@@ -85,3 +90,117 @@ def keyed_normal(seeds, row_ids, feature_shape, *, dtype=None):
     z = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], dim=-1)
     z = z.reshape(*row_ids.shape, 2 * n_pairs)[..., :n_features].to(dtype)
     return z.reshape(*row_ids.shape, *feature_shape)
+
+
+#: Values drawn per generator call of :func:`keyed_draws` (about this many; a block holds a
+#: power of two of rows).
+_BLOCK_VALUES = 1 << 14
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(value: int) -> int:
+    """The SplitMix64 finaliser (Steele, Lea & Flood, 2014) of a 64-bit word."""
+    value = (value + 0x9E3779B97F4A7C15) & _MASK64
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return value ^ (value >> 31)
+
+
+def draw_block_size(row_numel: int) -> int:
+    """Draws per block of :func:`keyed_draws` for rows of ``row_numel`` values.
+
+    A power of two, ``1 .. 4096``, about ``2**14 / row_numel``: a function of the row's size
+    alone, so a draw's block never depends on a batch size or a caller's range.
+    """
+    rows = max(1, (_BLOCK_VALUES // max(1, int(row_numel))))
+    return min(4096, 1 << (rows.bit_length() - 1))
+
+
+class KeyedDraws:
+    """Consecutive keyed draws ``start, start + 1, ...``, each block drawn once.
+
+    :meth:`take` returns the next ``n`` draws; the block it is in the middle of is kept for the
+    next call, so reading a row's draws batch by batch draws every block exactly once,
+    whatever the batch size.
+    """
+
+    def __init__(self, seed: int, start: int, row_shape, *, dtype=None, device=None):
+        import torch
+
+        self.seed = int(seed)
+        self.position = int(start)
+        self.row_shape = tuple(int(d) for d in row_shape)
+        self.dtype = torch.get_default_dtype() if dtype is None else dtype
+        self.block = draw_block_size(math.prod(self.row_shape))
+        self.generator = torch.Generator(device=device or "cpu")
+        self._index, self._drawn = None, None
+
+    def _block(self, index: int):
+        import torch
+
+        if index != self._index:
+            self.generator.manual_seed(_splitmix64(self.seed ^ _splitmix64(index)) >> 1)
+            self._drawn = torch.randn(
+                (self.block, *self.row_shape),
+                generator=self.generator,
+                device=self.generator.device,
+            )
+            self._index = index
+        return self._drawn
+
+    def take(self, n: int):
+        """The next ``n`` draws, shape ``(n, *row_shape)``, in ``dtype``."""
+        import torch
+
+        parts = []
+        stop = self.position + int(n)
+        while self.position < stop:
+            index, offset = divmod(self.position, self.block)
+            count = min(stop - self.position, self.block - offset)
+            parts.append(self._block(index)[offset : offset + count])
+            self.position += count
+        if not parts:
+            return torch.empty((0, *self.row_shape), dtype=self.dtype, device=self.generator.device)
+        out = parts[0] if len(parts) == 1 else torch.cat(parts)
+        return out.to(self.dtype)
+
+
+def keyed_draws(seed: int, start: int, stop: int, row_shape, *, dtype=None, device=None):
+    """Standard normal draws ``start .. stop - 1`` keyed by ``seed``, shape ``(n, *row_shape)``.
+
+    Draw ``i`` is row ``i % B`` of block ``i // B`` (``B = draw_block_size(numel)``), and a
+    block is ``torch.randn((B, *row_shape))`` from a generator on ``device`` seeded with a
+    SplitMix64 hash of ``(seed, block)``. So draw ``i`` is the same whatever range it is asked
+    with, on a given kind of device: CPU generators (Mersenne Twister) and CUDA generators
+    (Philox) give different, equally valid, draws. The draws are made in float32 and cast to
+    ``dtype``, so float32 and float64 callers add the same noise. :class:`KeyedDraws` reads
+    them batch by batch.
+
+    Parameters
+    ----------
+    seed : int
+        Non-negative key (63-bit), e.g. a row's noise seed.
+    start, stop : int
+        Draw numbers, ``0 <= start <= stop < 2**63``.
+    row_shape : tuple of int
+        Shape of one draw.
+    dtype : torch.dtype, default=None
+        Floating dtype of the result (default ``torch.get_default_dtype()``).
+    device : torch.device or str, default=None
+        Where to draw (default: the CPU).
+
+    Returns
+    -------
+    draws : torch.Tensor of shape (stop - start, *row_shape)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_certify.smoothing import keyed_draws
+    >>> z = keyed_draws(7, 0, 3000, (64,))
+    >>> z.shape
+    torch.Size([3000, 64])
+    >>> bool(torch.equal(keyed_draws(7, 1000, 1010, (64,)), z[1000:1010]))
+    True
+    """
+    return KeyedDraws(seed, start, row_shape, dtype=dtype, device=device).take(stop - start)

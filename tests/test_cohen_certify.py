@@ -7,7 +7,7 @@ from scipy import stats
 from sklearn.tree import DecisionTreeClassifier
 
 from sklearn_certify.bounds import clopper_pearson_lower, cohen_predict
-from sklearn_certify.smoothing import RandomizedSmoothingClassifier, keyed_normal
+from sklearn_certify.smoothing import RandomizedSmoothingClassifier, keyed_draws
 from tests._cohen_helpers import FixedLinear, Intervals, Recording, scripted
 
 
@@ -136,9 +136,10 @@ def test_draws_are_keyed_by_row_and_draw_number_and_selection_is_separate():
     assert [len(batch) for batch in seen] == [3, 2, 3, 3, 1]  # selection, then estimation
     noise = np.concatenate(seen) - x
     assert np.unique(noise, axis=0).shape[0] == 12  # twelve distinct draws
-    seed = torch.tensor(clf._row_seeds(x), dtype=torch.int64)
-    ids = torch.tensor([[*(2**31 + np.arange(5)), *range(7)]], dtype=torch.int64)
-    expected = 0.5 * keyed_normal(seed, ids, (3,), dtype=torch.float64)[0].numpy()
+    (seed,) = clf._row_seeds(x)
+    select = keyed_draws(seed, 2**31, 2**31 + 5, (3,), dtype=torch.float64)
+    estimate = keyed_draws(seed, 0, 7, (3,), dtype=torch.float64)
+    expected = 0.5 * torch.cat([select, estimate]).numpy()
     assert np.allclose(noise, expected, rtol=0, atol=1e-12)
     # predict scores the same estimation draws as certify, and they do not depend on
     # n_select or batch_size (a classifier fitted with other values draws the same noise)

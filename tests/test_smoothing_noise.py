@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from sklearn_certify.smoothing import GaussianNoiseView, keyed_normal
+from sklearn_certify._keyed import KeyedDraws, draw_block_size
+from sklearn_certify.smoothing import GaussianNoiseView, keyed_draws, keyed_normal
 
 
 def _draw(seeds, rows, shape=(16,), dtype=torch.float64):
@@ -76,3 +77,48 @@ def test_view_adds_sigma_times_the_keyed_noise_and_refuses_test_time_use():
     torch.testing.assert_close(out, X + 0.3 * keyed_normal(seeds, rows, (4,)).float())
     with pytest.raises(ValueError, match="training view"):
         GaussianNoiseView(0.3)(X, None, torch.tensor([0, 1]), seeds)
+
+
+# --- keyed_draws: consecutive draws at randn's speed -------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**63 - 1),
+    start=st.integers(0, 5000),
+    cuts=st.lists(st.integers(0, 3000), min_size=1, max_size=5),
+    width=st.sampled_from([1, 3, 64, 784]),
+)
+def test_keyed_draws_depend_on_draw_number_not_on_the_range_asked(seed, start, cuts, width):
+    """A draw is the same in any range and in any split of a stream into batches."""
+    stop = start + max(cuts) + 1
+    whole = keyed_draws(seed, start, stop, (width,), dtype=torch.float32)
+    assert whole.shape == (stop - start, width)
+    stream = KeyedDraws(seed, start, (width,), dtype=torch.float32)
+    pieces, at = [], start
+    for cut in sorted(set(cuts)):
+        pieces.append(stream.take(start + cut - at))
+        at = start + cut
+    pieces.append(stream.take(stop - at))
+    assert torch.equal(torch.cat(pieces), whole)
+    lo = start + cuts[0] // 2
+    assert torch.equal(
+        keyed_draws(seed, lo, stop, (width,), dtype=torch.float32), whole[lo - start :]
+    )
+
+
+def test_keyed_draws_are_standard_normal_and_independent_across_blocks_and_seeds():
+    block = draw_block_size(8)
+    assert block == 2048 and draw_block_size(784) == 16 and draw_block_size(10**6) == 1
+    z = keyed_draws(11, 0, 3 * block, (8,), dtype=torch.float64).numpy()
+    flat = z.ravel()
+    assert abs(flat.mean()) < 0.01 and abs(flat.std() - 1) < 0.01
+    assert stats.kstest(flat, "norm").pvalue > 1e-3
+    # neighbouring blocks, and the same block under another seed, are uncorrelated
+    other_seed = keyed_draws(12, 0, block, (8,), dtype=torch.float64).numpy()
+    pairs = np.column_stack([z[:block].ravel(), z[block : 2 * block].ravel(), other_seed.ravel()])
+    assert _uncorrelated(pairs)
+    # float32 and float64 callers add the same noise (drawn in float32)
+    single = keyed_draws(11, 5, 500, (8,), dtype=torch.float32)
+    assert torch.equal(single.double(), keyed_draws(11, 5, 500, (8,), dtype=torch.float64))
+    assert keyed_draws(11, 7, 7, (8,)).shape == (0, 8)

@@ -22,7 +22,7 @@ from sklearn_certify.smoothing._denoised import (
     DenoisedSmoothingClassifier,
     WarmStart,
 )
-from sklearn_certify.smoothing._noise import GaussianNoiseView, keyed_normal
+from sklearn_certify.smoothing._noise import GaussianNoiseView, keyed_draws, keyed_normal
 from sklearn_certify.smoothing._rab import RABClassifier, TestNoiseView
 
 __all__ = [
@@ -37,5 +37,6 @@ __all__ = [
     "RandomizedSmoothingClassifier",
     "TestNoiseView",
     "WarmStart",
+    "keyed_draws",
     "keyed_normal",
 ]

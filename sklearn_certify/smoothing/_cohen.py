@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted, check_random_state, valida
 
 from sklearn_certify import bounds
 from sklearn_certify._certificate import Certificate
+from sklearn_certify._keyed import KeyedDraws
 from sklearn_certify._validation import MIN_ALPHA, check_row_shape
 from sklearn_certify.ensemble._base import DegenerateMemberWarning
 from sklearn_certify.ensemble._seeding import (
@@ -33,19 +34,16 @@ from sklearn_certify.ensemble._skorch import is_skorch_net, nested_nets, torch_s
 from sklearn_certify.ensemble._stacked import check_input_dtype
 from sklearn_certify.partition._hashing import row_digests
 from sklearn_certify.smoothing._augment import GaussianAugmentation
-from sklearn_certify.smoothing._noise import keyed_normal
 
 __all__ = ["RandomizedSmoothingClassifier"]
 
 _MAX_SEED = np.iinfo(np.int32).max
-#: Draw ids are 32-bit keys of :func:`keyed_normal`: estimation draws use ``0 .. n_samples-1``
-#: and selection draws ``2**31 .. 2**31 + n_select - 1``, so the two sets never share a key.
+#: Draw numbers of :func:`keyed_draws`: estimation draws use ``0 .. n_samples-1`` and
+#: selection draws ``2**31 .. 2**31 + n_select - 1``, so the two sets never share a draw.
 _MAX_DRAWS = 2**31
 _SELECT_OFFSET = 2**31
 #: Entropy word of the per-row noise seeds (ASCII "RSmN").
 _NOISE_WORD = 0x52536D4E
-#: Noise values computed per call of the keyed hash when certifying (bounds its memory).
-_NOISE_BLOCK_ELEMENTS = 1 << 22
 _AUGMENT_NAME = "gaussian_augmentation"
 
 
@@ -69,9 +67,11 @@ class RandomizedSmoothingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEst
     does, with a radius no larger than ``g``'s true one.
 
     The noise added to a test row is a function of ``(seed_, the row's content)`` alone
-    (:func:`~sklearn_certify.smoothing.keyed_normal` keyed by a digest of the row's bytes and
-    the draw number): a row gets the same draws in any batch, in any position, on any device,
-    and ``certify(X)[i]`` equals ``certify(X[i:i + 1])``. A row's draws are scored in
+    (:func:`~sklearn_certify.smoothing.keyed_draws` keyed by a digest of the row's bytes and
+    the draw number): a row gets the same draws in any batch, in any position and whatever
+    ``batch_size``, and ``certify(X)[i]`` equals ``certify(X[i:i + 1])``. The draws are
+    made at ``torch.randn``'s speed by torch's generator on the scoring device, so a CPU and
+    a GPU give different (equally valid) draws. A row's draws are scored in
     batches of at most ``batch_size`` inputs that never mix rows.
 
     Parameters
@@ -343,20 +343,14 @@ class RandomizedSmoothingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEst
     def _draw_counts(self, scorer, row, first_id: int, n_draws: int) -> np.ndarray:
         """Votes of draws ``first_id .. first_id + n_draws - 1`` of one row.
 
-        The noise is computed for a block of many draws at once (one call of the keyed hash
-        instead of one per batch: on a GPU the calls, not the arithmetic, cost the time) and
-        scored in batches of ``batch_size`` draws, the same batches whatever the block size.
+        The draws are read in batches of ``batch_size`` from the row's
+        :class:`~sklearn_certify._keyed.KeyedDraws`, which draws each of its blocks once.
         """
-        row_numel = max(1, int(np.prod(row[0].shape)))
-        per_block = max(1, _NOISE_BLOCK_ELEMENTS // (row_numel * self.batch_size_))
-        block = self.batch_size_ * per_block
+        draws = scorer.draws(row, first_id)
         total = scorer.zeros()
-        for lo in range(0, n_draws, block):
-            hi = min(lo + block, n_draws)
-            noise = scorer.noise(row, first_id + lo, first_id + hi, self.sigma_)
-            for start in range(0, hi - lo, self.batch_size_):
-                batch = noise[start : start + self.batch_size_]
-                total = total + scorer.votes(row, batch)
+        for lo in range(0, n_draws, self.batch_size_):
+            noise = draws.take(min(self.batch_size_, n_draws - lo))
+            total = total + scorer.votes(row, scorer.scaled(noise, self.sigma_))
         return scorer.numpy(total)
 
     # ------------------------------------------------------------------ public API
@@ -453,22 +447,22 @@ class _PredictScorer:
         self.n_classes = n_classes
 
     def row(self, x: np.ndarray, seed: int):
-        import torch
-
-        return x, torch.tensor([seed], dtype=torch.int64)
+        return x, seed
 
     def zeros(self) -> np.ndarray:
         return np.zeros(self.n_classes, dtype=np.int64)
 
     @staticmethod
-    def noise(row, lo: int, hi: int, sigma: float) -> np.ndarray:
-        """``sigma`` times the keyed noise of draws ``lo .. hi - 1``, shape ``(hi - lo, ...)``."""
-        import torch
-
+    def draws(row, first_id: int):
+        """The row's keyed standard normal draws from ``first_id`` on, on the CPU."""
         x, seed = row
-        ids = torch.arange(lo, hi, dtype=torch.int64)[None]
-        noise = keyed_normal(seed, ids, x.shape, dtype=_torch_dtype(x.dtype))[0].numpy()
-        noise *= x.dtype.type(sigma)
+        return KeyedDraws(seed, first_id, x.shape, dtype=_torch_dtype(x.dtype))
+
+    @staticmethod
+    def scaled(draws, sigma: float) -> np.ndarray:
+        """``sigma`` times a batch of draws, as a numpy array."""
+        noise = draws.numpy()
+        noise *= noise.dtype.type(sigma)
         return noise
 
     def votes(self, row, noise: np.ndarray) -> np.ndarray:
@@ -507,32 +501,37 @@ class _NetScorer:
         self.device = torch.device(net.device or "cpu")
         self.nan_draws = torch.zeros((), dtype=torch.int64, device=self.device)
         self.n_draws = 0
+        # skorch's evaluation_step, with the modules put in eval mode once, not per batch
+        net.check_is_fitted()
+        net._set_training(False)
 
     def row(self, x: np.ndarray, seed: int):
         import torch
 
-        x_t = torch.as_tensor(x).to(self.device)
-        return x_t, torch.tensor([seed], dtype=torch.int64, device=self.device)
+        return torch.as_tensor(x).to(self.device), seed
 
     def zeros(self):
         import torch
 
         return torch.zeros(self.n_classes, dtype=torch.int64, device=self.device)
 
-    def noise(self, row, lo: int, hi: int, sigma: float):
-        """``sigma`` times the keyed noise of draws ``lo .. hi - 1``, on the net's device."""
-        import torch
-
+    def draws(self, row, first_id: int):
+        """The row's keyed standard normal draws from ``first_id`` on, on the net's device."""
         x, seed = row
-        ids = torch.arange(lo, hi, dtype=torch.int64, device=self.device)[None]
-        return keyed_normal(seed, ids, tuple(x.shape), dtype=x.dtype)[0].mul_(sigma)
+        return KeyedDraws(seed, first_id, tuple(x.shape), dtype=x.dtype, device=self.device)
+
+    @staticmethod
+    def scaled(draws, sigma: float):
+        """``sigma`` times a batch of draws (in place)."""
+        return draws.mul_(sigma)
 
     def votes(self, row, noise):
         import torch
 
         x, _ = row
         n = noise.shape[0]
-        out = self.net.evaluation_step((noise + x, None), training=False)
+        with torch.no_grad():
+            out = self.net.infer(noise + x)
         if isinstance(out, (tuple, list)):
             out = out[0]
         if out.ndim != 2 or out.shape != (n, self.n_classes):

@@ -15,9 +15,9 @@ in float64.
 
 from __future__ import annotations
 
-from sklearn_certify._keyed import keyed_normal
+from sklearn_certify._keyed import keyed_draws, keyed_normal
 
-__all__ = ["GaussianNoiseView", "keyed_normal"]
+__all__ = ["GaussianNoiseView", "keyed_draws", "keyed_normal"]
 
 
 class GaussianNoiseView:
