@@ -271,9 +271,8 @@ class BaseVoteEnsemble(BaseCertifiedEnsemble):
         The most voted class over all members (ties to the smaller class index), i.e. the
         class Cohen et al.'s PREDICT returns when it does not abstain; for
         ``bound="hoeffding"`` the class with the largest average member probability. Where
-        the vote is too close to call, :meth:`certify` abstains;
-        :func:`sklearn_certify.bounds.cohen_predict` applied to ``certify(X).votes`` gives
-        PREDICT's own test.
+        the vote is too close to call, :meth:`certify` abstains, and
+        :meth:`predict_with_abstention` runs PREDICT's own test.
 
         Parameters
         ----------
@@ -286,6 +285,37 @@ class BaseVoteEnsemble(BaseCertifiedEnsemble):
             Labels from ``classes_``.
         """
         return super().predict(X)
+
+    def predict_with_abstention(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Cohen et al.'s PREDICT at level ``alpha_``: the voted class, and where it abstains.
+
+        The members' votes on a row are independent draws of the ensemble's smoothed
+        classifier; PREDICT keeps the most voted class where an exact two-sided binomial
+        test of the top two counts rejects a tie at level ``alpha_``
+        (:func:`~sklearn_certify.bounds.cohen_predict`), and abstains elsewhere. A class it
+        keeps is, with probability at least ``1 - alpha_``, the one the smoothed classifier
+        predicts. :meth:`predict` is unchanged: it always returns a label.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Rows to predict.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            The most voted class (ties to the smaller class index), abstained rows too.
+        abstain : ndarray of bool of shape (n_samples,)
+            True where PREDICT abstains.
+        """
+        check_is_fitted(self)
+
+        def tested(scores, abstain):
+            prediction, abstained = bounds.cohen_predict(self._counts(scores, abstain), self.alpha_)
+            return {"prediction": prediction, "abstain": abstained}
+
+        result = self._in_batches(self._validate_X(X), tested)
+        return self.classes_[result["prediction"]], result["abstain"]
 
     def predict_proba(self, X) -> np.ndarray:
         """Vote shares of the members (average member probabilities for ``bound="hoeffding"``).

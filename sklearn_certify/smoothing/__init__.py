@@ -23,6 +23,7 @@ from sklearn_certify.smoothing._denoised import (
     WarmStart,
 )
 from sklearn_certify.smoothing._noise import GaussianNoiseView, keyed_draws, keyed_normal
+from sklearn_certify.smoothing._prefit import frozen_module
 from sklearn_certify.smoothing._rab import RABClassifier, TestNoiseView
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "RandomizedSmoothingClassifier",
     "TestNoiseView",
     "WarmStart",
+    "frozen_module",
     "keyed_draws",
     "keyed_normal",
 ]

@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, _fit_context, clone
+from sklearn.frozen import FrozenEstimator
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
@@ -83,7 +84,10 @@ class RandomizedSmoothingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEst
         one ending in a skorch net) is trained on ``n_augment`` noisy copies of ``X`` and
         scored with its ``predict``. Preprocessing that should happen before the noise
         belongs in front of this classifier; preprocessing inside ``estimator`` sees noisy
-        inputs.
+        inputs. A model that is already trained, wrapped in
+        :class:`sklearn.frozen.FrozenEstimator` (a torch module through
+        :func:`~sklearn_certify.smoothing.frozen_module`), is certified as it is: ``fit``
+        trains nothing, and a skorch net is scored on its own device.
     sigma : float, default=0.25
         Standard deviation of the noise, in the units of ``X`` (pixel units for images scaled
         to [0, 1]). Radii scale with ``sigma``; clean accuracy falls as it grows.
@@ -110,7 +114,8 @@ class RandomizedSmoothingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEst
     Attributes
     ----------
     estimator_ : estimator object
-        The fitted base classifier ``f``, trained on labels ``0 .. n_classes - 1``.
+        The fitted base classifier ``f``, trained on labels ``0 .. n_classes - 1`` (a frozen
+        model: the model itself).
     classes_ : ndarray of shape (n_classes,)
         Class labels seen in ``fit``.
     seed_ : int
@@ -121,6 +126,10 @@ class RandomizedSmoothingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEst
         other settings).
     row_shape_ : tuple of int
         Shape of each row seen in ``fit`` (``X.shape[1:]``); scored rows must match it.
+    prefit_ : bool
+        Whether ``estimator`` was a :class:`~sklearn.frozen.FrozenEstimator`: then
+        ``estimator_`` is the wrapped model itself, untrained by ``fit``, and ``classes_``
+        are its own.
     n_features_in_ : int
         Number of features seen in ``fit``.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -208,16 +217,23 @@ class RandomizedSmoothingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEst
 
     # ------------------------------------------------------------------ fitting
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y) -> RandomizedSmoothingClassifier:
+    def fit(self, X, y=None) -> RandomizedSmoothingClassifier:
         """Train one copy of the base classifier on Gaussian-noised inputs.
+
+        With a model that is already trained, wrapped in
+        :class:`sklearn.frozen.FrozenEstimator`, nothing is trained: ``fit`` records the
+        model (``estimator_`` is the wrapped model itself), its classes and the settings, and
+        ``certify`` scores that model, a skorch net on its own device.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, ...)
             Training rows (dense, finite). Arrays of more dimensions, such as images
-            ``(n, C, H, W)``, are passed to a skorch net as they are.
-        y : array-like of shape (n_samples,)
-            Labels of any type (strings too); at least two classes.
+            ``(n, C, H, W)``, are passed to a skorch net as they are. For a frozen model,
+            any rows of the shape it takes (only their shape and dtype are read).
+        y : array-like of shape (n_samples,), default=None
+            Labels of any type (strings too); at least two classes. Optional for a frozen
+            model, whose classes are its own ``classes_``; if given, they must be among them.
 
         Returns
         -------
@@ -225,6 +241,14 @@ class RandomizedSmoothingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEst
             The fitted classifier.
         """
         self._check_params()
+        if isinstance(self.estimator, FrozenEstimator):
+            return self._fit_frozen(X, y)
+        if y is None:
+            raise ValueError(
+                "RandomizedSmoothingClassifier requires y to be passed, but the target y is "
+                "None: fit trains the base classifier on labelled rows. To certify a model "
+                "that is already trained, wrap it in sklearn.frozen.FrozenEstimator."
+            )
         X, y = validate_data(self, X, y, **self._VALIDATION)
         check_classification_targets(y)
         net = is_skorch_net(self.estimator)
@@ -246,8 +270,51 @@ class RandomizedSmoothingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEst
             self.estimator_ = self._fit_net(X, y_encoded, seed, classes.shape[0])
         else:
             self.estimator_ = self._fit_copies(X, y_encoded, seed)
+        self.prefit_ = False
         self.classes_ = classes
         self.seed_ = seed
+        self.row_shape_ = tuple(X.shape[1:])
+        for name in self._fitted_params:
+            setattr(self, f"{name}_", getattr(self, name))
+        return self
+
+    def _fit_frozen(self, X, y) -> RandomizedSmoothingClassifier:
+        """Record a trained model (``FrozenEstimator``) and the settings; train nothing."""
+        model = self.estimator.estimator
+        check_is_fitted(model)
+        classes = getattr(model, "classes_", None)
+        if classes is None:
+            raise ValueError(
+                f"The frozen {type(model).__name__} has no classes_; give a skorch net its "
+                "classes (NeuralNetClassifier(..., classes=[...])), e.g. through "
+                "sklearn_certify.smoothing.frozen_module."
+            )
+        classes = np.asarray(classes)
+        if classes.shape[0] < 2 or np.unique(classes).shape[0] != classes.shape[0]:
+            raise ValueError(
+                f"The frozen model's classes_ must be 2 or more distinct labels, got {classes!r}."
+            )
+        if y is None:
+            X = validate_data(self, X, **self._VALIDATION)
+        else:
+            X, y = validate_data(self, X, y, **self._VALIDATION)
+            unknown = np.setdiff1d(np.unique(y), classes)
+            if unknown.size:
+                raise ValueError(
+                    f"y holds labels {unknown.tolist()} the frozen model does not predict "
+                    f"(its classes_ are {classes.tolist()})."
+                )
+        if is_skorch_net(model):
+            self._check_net_dtype(model, X)
+        elif X.ndim > 2:
+            raise ValueError(
+                f"X has shape {X.shape}, but {type(model).__name__} takes 2-D rows; pass "
+                "X.reshape(len(X), -1)."
+            )
+        self.estimator_ = model
+        self.prefit_ = True
+        self.classes_ = classes
+        self.seed_ = int(check_random_state(self.random_state).randint(_MAX_SEED))
         self.row_shape_ = tuple(X.shape[1:])
         for name in self._fitted_params:
             setattr(self, f"{name}_", getattr(self, name))
@@ -327,7 +394,8 @@ class RandomizedSmoothingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEst
             self._check_net_dtype(self.estimator_, X)
             scorer = _NetScorer(self.estimator_, self.classes_.shape[0])
         else:
-            scorer = _PredictScorer(self.estimator_, self.classes_.shape[0])
+            classes = self.classes_ if self.prefit_ else None  # it predicts labels, not indices
+            scorer = _PredictScorer(self.estimator_, self.classes_.shape[0], classes)
         seeds = self._row_seeds(X)
         n_classes = self.classes_.shape[0]
         estimate = np.zeros((X.shape[0], n_classes), dtype=np.int64)
@@ -397,10 +465,9 @@ class RandomizedSmoothingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEst
 
         This is the class Cohen et al.'s PREDICT returns when it does not abstain (ties go
         to the smaller class index); it always returns a label.
-        :func:`sklearn_certify.bounds.cohen_predict` applied to ``certify(X).votes`` (the
-        same draws) gives PREDICT's abstention test. The certified class of :meth:`certify`
-        comes from separate selection draws and can differ where two classes are close,
-        where it abstains.
+        :meth:`predict_with_abstention` runs PREDICT's abstention test on the same draws.
+        The certified class of :meth:`certify` comes from separate selection draws and can
+        differ where two classes are close, where it abstains.
 
         Parameters
         ----------
@@ -414,6 +481,32 @@ class RandomizedSmoothingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEst
         """
         votes = self._counts(X, select=False)[1]
         return self.classes_[np.argmax(votes, axis=1)]
+
+    def predict_with_abstention(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Cohen et al.'s PREDICT at level ``alpha_``: the top class, and where it abstains.
+
+        The ``n_samples`` estimation draws of each row (the ones :meth:`predict` counts) are
+        tested: the most frequent class is kept where an exact two-sided binomial test of the
+        top two counts rejects a tie at level ``alpha_``
+        (:func:`~sklearn_certify.bounds.cohen_predict`), and the row is abstained on
+        elsewhere. A class that is kept is, with probability at least ``1 - alpha_``, the
+        smoothed classifier's. :meth:`predict` is unchanged: it always returns a label.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Rows to predict.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            The most frequent class (ties to the smaller class index), abstained rows too.
+        abstain : ndarray of bool of shape (n_samples,)
+            True where PREDICT abstains.
+        """
+        votes = self._counts(X, select=False)[1]
+        prediction, abstain = bounds.cohen_predict(votes, self.alpha_)
+        return self.classes_[prediction], abstain
 
     def predict_proba(self, X) -> np.ndarray:
         """Vote shares of the classes among the ``n_samples`` noisy copies of each row.
@@ -440,11 +533,16 @@ class RandomizedSmoothingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEst
 
 
 class _PredictScorer:
-    """Votes of a fitted sklearn classifier (encoded labels) on noisy copies of a row."""
+    """Votes of a fitted sklearn classifier on noisy copies of a row.
 
-    def __init__(self, estimator, n_classes: int):
+    Its ``predict`` returns the encoded classes ``0 .. n_classes - 1`` (a base we trained), or,
+    with ``classes`` given (a frozen model), labels from ``classes``, encoded here.
+    """
+
+    def __init__(self, estimator, n_classes: int, classes=None):
         self.estimator = estimator
         self.n_classes = n_classes
+        self.classes = classes
 
     def row(self, x: np.ndarray, seed: int):
         return x, seed
@@ -469,6 +567,8 @@ class _PredictScorer:
         x, _ = row
         labels = np.asarray(self.estimator.predict(noise + x))
         n = len(noise)
+        if self.classes is not None:
+            labels = _encode(labels, self.classes, type(self.estimator).__name__)
         if (
             labels.shape != (n,)
             or labels.dtype.kind not in "iu"
@@ -562,6 +662,18 @@ class _NetScorer:
                 DegenerateMemberWarning,
                 stacklevel=4,
             )
+
+
+def _encode(labels: np.ndarray, classes: np.ndarray, owner: str) -> np.ndarray:
+    """Indices of ``labels`` in ``classes``; a label outside them is an error."""
+    order = np.argsort(classes, kind="stable")
+    found = np.clip(np.searchsorted(classes, labels, sorter=order), 0, len(classes) - 1)
+    index = order[found]
+    if labels.shape != (len(labels),) or np.any(classes[index] != labels):
+        raise ValueError(
+            f"{owner}.predict returned labels outside its classes_ {classes.tolist()}."
+        )
+    return index.astype(np.int64)
 
 
 def _torch_dtype(dtype: np.dtype):
