@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+import json
+from dataclasses import dataclass, field, fields, replace
+from os import PathLike
+from pathlib import Path
 
 import numpy as np
 
@@ -30,6 +33,41 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     out = np.array(array, copy=True)
     out.setflags(write=False)
     return out
+
+
+def _json_copy(metadata, unit: str) -> dict:
+    """A copy of ``metadata`` that JSON keeps exactly, or a ValueError saying what is not."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise ValueError(f"Certificate.metadata must be a dict, got {type(metadata).__name__}.")
+    try:
+        copy = json.loads(json.dumps(metadata, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"Certificate.metadata must be JSON data (str keys; str, int, finite float, bool, "
+            f"None, list and dict values): {exc}."
+        ) from exc
+    if copy != metadata:
+        raise ValueError(
+            "Certificate.metadata must come back from JSON unchanged: use lists, not tuples, "
+            "and str dict keys."
+        )
+    if copy.get("unit", unit) != unit:
+        raise ValueError(
+            f"Certificate.metadata['unit'] is {copy['unit']!r} but the certificate's unit is "
+            f"{unit!r}."
+        )
+    return copy
+
+
+def _same_array(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    """Both absent, or the same dtype, shape and entries (NaN equal to NaN)."""
+    if a is None or b is None:
+        return a is None and b is None
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
 
 
 @dataclass(frozen=True)
@@ -64,6 +102,17 @@ class Certificate:
         smoothing certificates.
     votes : ndarray of shape (n_samples, n_classes), default=None
         Vote counts behind the prediction, for aggregation certificates.
+    metadata : dict, default=None
+        What the certificate is a certificate of (estimator, parameters, seed,
+        digests of the training and certified rows, versions, time): JSON data,
+        kept as a copy; empty unless given. :meth:`with_metadata` fills it in,
+        :meth:`save` writes it and :meth:`load` reads it back (see
+        :ref:`audit-records`).
+
+    Notes
+    -----
+    Two certificates are equal (``==``) when their units and metadata are equal
+    and every array has the same dtype, shape and entries, NaN matching NaN.
 
     Examples
     --------
@@ -82,6 +131,7 @@ class Certificate:
     p_lower: np.ndarray | None = field(default=None)
     p_upper: np.ndarray | None = field(default=None)
     votes: np.ndarray | None = field(default=None)
+    metadata: dict = field(default=None, repr=False)
 
     def __post_init__(self):
         if self.unit not in RADIUS_UNITS:
@@ -125,9 +175,20 @@ class Certificate:
                     f"got {votes.shape}."
                 )
             object.__setattr__(self, "votes", _frozen(votes))
+        object.__setattr__(self, "metadata", _json_copy(self.metadata, self.unit))
 
     def __len__(self) -> int:
         return self.prediction.shape[0]
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Certificate):
+            return NotImplemented
+        arrays = ("prediction", "radius", "abstain", "p_lower", "p_upper", "votes")
+        return (
+            self.unit == other.unit
+            and self.metadata == other.metadata
+            and all(_same_array(getattr(self, n), getattr(other, n)) for n in arrays)
+        )
 
     def to_dict(self) -> dict:
         """Per-sample columns as a dict of 1-d arrays (ready for ``pandas.DataFrame``).
@@ -145,7 +206,7 @@ class Certificate:
         columns = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is None or f.name == "unit":
+            if value is None or f.name in ("unit", "metadata"):
                 continue
             if f.name == "votes":
                 for j in range(value.shape[1]):
@@ -153,3 +214,218 @@ class Certificate:
             else:
                 columns[f.name] = value
         return columns
+
+    def to_frame(self):
+        """The certificate as a pandas DataFrame, one row per sample, metadata in ``attrs``.
+
+        The columns are those of :meth:`to_dict`, except that the vote columns
+        are named ``votes_<class label>`` when ``metadata`` lists the classes
+        (as :meth:`with_metadata` records them). ``frame.attrs`` holds ``unit``
+        and a copy of every ``metadata`` entry.
+
+        Returns
+        -------
+        frame : pandas.DataFrame
+
+        Raises
+        ------
+        ImportError
+            If pandas is not installed (``pip install pandas``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_certify import Certificate
+        >>> cert = Certificate(np.array(["cat", "dog"]), np.array([3, 0]),
+        ...                    np.array([False, True]), "samples",
+        ...                    votes=np.array([[5, 1], [3, 3]]),
+        ...                    metadata={"classes": ["cat", "dog"]})
+        >>> frame = cert.to_frame()
+        >>> list(frame.columns), frame.attrs["unit"]
+        (['prediction', 'radius', 'abstain', 'votes_cat', 'votes_dog'], 'samples')
+        """
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            raise ImportError(
+                "Certificate.to_frame needs pandas; install it with `pip install pandas`."
+            ) from exc
+        from sklearn_certify._audit import table_columns
+
+        frame = pd.DataFrame(table_columns(self))
+        frame.attrs = {"unit": self.unit, **json.loads(json.dumps(self.metadata))}
+        return frame
+
+    def with_metadata(
+        self,
+        estimator=None,
+        *,
+        X_train=None,
+        y_train=None,
+        X_test=None,
+        extra: dict | None = None,
+    ) -> Certificate:
+        """This certificate with a record of what it certifies in ``metadata``.
+
+        The new entries (see :ref:`audit-records`) replace those of the same
+        name; the arrays are unchanged.
+
+        Parameters
+        ----------
+        estimator : fitted estimator, default=None
+            The estimator whose ``certify`` returned this certificate. Records
+            ``estimator`` (class name), ``params`` (``get_params(deep=False)``,
+            objects as their repr), ``fitted_params`` (the ``<name>_`` copies
+            ``certify`` reads), ``alpha``, ``random_state``, ``seed``
+            (``seed_``) and ``classes`` (``classes_``); the certificate's votes
+            and predictions must fit those classes.
+        X_train, y_train : array-like, default=None
+            The data the estimator was fitted on: ``train_digest``.
+        X_test : array-like, default=None
+            The rows certified, one per entry: ``test_digest``.
+        extra : dict, default=None
+            Further entries (e.g. where the data came from), made JSON-safe.
+
+        Returns
+        -------
+        certificate : Certificate
+            Also with ``unit``, ``versions`` (Python, sklearn_certify and the
+            libraries its results rest on) and ``created`` (UTC, ISO 8601);
+            digests of data not given are None.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.tree import DecisionTreeClassifier
+        >>> from sklearn_certify import DPAClassifier
+        >>> from sklearn_certify._audit import data_digest
+        >>> from sklearn_certify.datasets import load_digits
+        >>> X, y = load_digits()
+        >>> clf = DPAClassifier(DecisionTreeClassifier(), n_partitions=5, random_state=0)
+        >>> clf = clf.fit(X[:300], y[:300])
+        >>> cert = clf.certify(X[300:310]).with_metadata(
+        ...     clf, X_train=X[:300], y_train=y[:300], X_test=X[300:310])
+        >>> cert.metadata["estimator"], cert.metadata["params"]["n_partitions"]
+        ('DPAClassifier', 5)
+        >>> cert.metadata["train_digest"] == data_digest(X[:300], y[:300])
+        True
+        """
+        from sklearn_certify._audit import certificate_metadata
+
+        metadata = certificate_metadata(
+            self, estimator, X_train=X_train, y_train=y_train, X_test=X_test, extra=extra
+        )
+        return replace(self, metadata={**self.metadata, **metadata})
+
+    def save(
+        self,
+        path: str | PathLike,
+        format: str | None = None,
+        *,
+        rows=None,
+        extra_columns: dict | None = None,
+    ) -> list[Path]:
+        """Write the certificate to a CSV table with a ``.meta.json`` file, or to one JSON file.
+
+        :meth:`load` reads either back equal to this certificate: every array
+        with its dtype (integer, float, bool or string labels), NaN bounds, the
+        votes and the metadata.
+
+        **CSV** (``.csv``): a header line, then one line per sample with the
+        columns ``row``, ``prediction``, ``radius``, ``abstain``, ``p_lower``
+        and ``p_upper`` (if present), ``votes_*`` (one per class, see
+        :meth:`to_frame`), ``radius_unit`` and the ``extra_columns``. Any CSV
+        reader reads it (``pandas.read_csv(path)``). The file next to it with
+        suffix ``.meta.json`` (``results.csv``: ``results.meta.json``) holds
+        ``unit``, the dtype of each field, the number of vote columns and
+        ``metadata``. **JSON** (``.json``): one object with the same entries
+        plus ``rows``, ``fields`` (each field's values; NaN as null) and
+        ``columns`` (the extra columns).
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write (replaced if it exists).
+        format : {"csv", "json"}, default=None
+            The format; by default the suffix of ``path`` (``.csv``, ``.json``).
+        rows : array-like of int, default=None
+            The ``row`` column: where each sample comes from (e.g. its position
+            in the certified array; the default ``0 .. n - 1``).
+        extra_columns : dict of str to array-like, default=None
+            More per-sample columns (e.g. true labels), written after the
+            certificate's; :meth:`load` ignores them.
+
+        Returns
+        -------
+        paths : list of Path
+            The files written: the table, and for CSV its ``.meta.json`` file.
+
+        Raises
+        ------
+        ValueError
+            If the format is neither CSV nor JSON, or ``rows`` or
+            ``extra_columns`` do not have one entry per sample.
+        TypeError
+            If the labels are not bool, numbers or strings.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> import numpy as np
+        >>> from sklearn_certify import Certificate
+        >>> cert = Certificate(np.array([7, 3]), np.array([2, 0]), np.array([False, True]),
+        ...                    "samples", metadata={"note": "example"})
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> [path.name for path in cert.save(folder / "certs.csv")]
+        ['certs.csv', 'certs.meta.json']
+        >>> print((folder / "certs.csv").read_text())
+        row,prediction,radius,abstain,radius_unit
+        0,7,2,False,samples
+        1,3,0,True,samples
+        >>> Certificate.load(folder / "certs.csv") == cert
+        True
+        """
+        from sklearn_certify._audit import save_certificate
+
+        return save_certificate(self, path, format, rows=rows, extra_columns=extra_columns)
+
+    @classmethod
+    def load(cls, path: str | PathLike, format: str | None = None) -> Certificate:
+        """Read a certificate written by :meth:`save` (or by ``certify_to_file``).
+
+        Parameters
+        ----------
+        path : str or path-like
+            The ``.csv`` table (its ``.meta.json`` file must lie next to it) or
+            the ``.json`` file.
+        format : {"csv", "json"}, default=None
+            The format; by default the suffix of ``path``.
+
+        Returns
+        -------
+        certificate : Certificate
+            Equal to the one saved. The ``row`` and extra columns are not part
+            of it; read them with ``pandas.read_csv(path)``.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the file, or a CSV table's ``.meta.json`` file, is missing.
+        ValueError
+            If the file is not a certificate file or is malformed.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> import numpy as np
+        >>> from sklearn_certify import Certificate
+        >>> cert = Certificate(np.array(["a"]), np.array([0.5]), np.array([False]), "l2",
+        ...                    p_lower=np.array([np.nan]))
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "cert.json"
+        >>> _ = cert.save(path)
+        >>> Certificate.load(path) == cert
+        True
+        """
+        from sklearn_certify._audit import read_certificate
+
+        return read_certificate(path, format)[0]
