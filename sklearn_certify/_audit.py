@@ -225,13 +225,15 @@ def _check_classes(certificate: Certificate, classes) -> None:
         )
 
 
-def _record(estimator, X_train, y_train) -> dict:
-    """The metadata of an estimator and its training data (no certificate needed)."""
+def _record(estimator, X_train, y_train, X_test) -> dict:
+    """The metadata of an estimator and its data, then versions and time (no certificate)."""
     if y_train is not None and X_train is None:
         raise ValueError("y_train is given without X_train; pass both, or neither.")
     record = {} if estimator is None else estimator_metadata(estimator)
     record["train_digest"] = None if X_train is None else data_digest(X_train, y_train)
+    record["test_digest"] = None if X_test is None else data_digest(X_test)
     record["versions"] = _versions()
+    record["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return record
 
 
@@ -294,16 +296,10 @@ def certificate_metadata(
             f"X_test has {len(X_test)} rows but the certificate {len(certificate)}; pass the "
             "rows that were certified."
         )
-    record = _record(estimator, X_train, y_train)
+    record = _record(estimator, X_train, y_train, X_test)
     if estimator is not None:
         _check_classes(certificate, getattr(estimator, "classes_", None))
-    metadata = {
-        "unit": certificate.unit,
-        **record,
-        "test_digest": None if X_test is None else data_digest(X_test),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    return _with_extra(metadata, extra)
+    return _with_extra({"unit": certificate.unit, **record}, extra)
 
 
 # ---------------------------------------------------------------------- tables
@@ -741,12 +737,7 @@ def certify_to_file(
     path = Path(path)
     if _format(path, None) != "csv":
         raise ValueError(f"certify_to_file appends to a .csv file; got {path}.")
-    record = _record(estimator, X_train, y_train)
-    record.update(
-        test_digest=data_digest(X[start:stop]),
-        rows=[int(start), stop],
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    )
+    record = {**_record(estimator, X_train, y_train, X[start:stop]), "rows": [int(start), stop]}
     done, header = _resume(path, record, X)
     for lo in range(start + done, stop, chunk_size):
         hi = min(lo + chunk_size, stop)
