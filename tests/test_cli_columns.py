@@ -54,7 +54,7 @@ def test_test_rows_without_labels(tmp_path, capsys, train_csv):
     assert code == 0 and "No labels" in printed
     rows, row = certificates(out)
     assert row.tolist() == list(range(20)) and "label" not in rows[0]
-    assert sorted(p.name for p in out.iterdir()) == ["certificates.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["certificates.csv", "certificates.meta.json"]
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
+from sklearn_certify import Certificate
 from sklearn_certify.cli import build_parser, main
 from sklearn_certify.datasets import load_digits
 
@@ -50,6 +51,10 @@ def _check_demo_outputs(out, keys=FAMILY_KEYS):
         assert ("test-input" in family["radius_counts"]) == (key == "cohen")
         certs = _read_csv(out / f"certificates_{key}.csv")
         assert len(certs) == family["n_test"]
+        saved = Certificate.load(out / f"certificates_{key}.csv")  # with its .meta.json file
+        assert len(saved) == family["n_test"] and saved.unit == family["unit"]
+        assert saved.metadata["estimator"] == family["estimator"]
+        assert saved.metadata["family"] == key and saved.metadata["test_digest"] is not None
         assert [int(c["row"]) for c in certs] == list(range(len(certs)))
         correct = np.array([c["correct"] == "True" and c["abstain"] == "False" for c in certs])
         radius = np.array([float(c["radius"]) for c in certs])

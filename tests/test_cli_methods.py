@@ -1,12 +1,16 @@
 """The method registry: every method through ``certify`` and ``evaluate``, library defaults."""
 
 import inspect
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from sklearn_certify import Certificate
+from sklearn_certify._audit import data_digest
 from sklearn_certify.cli import build_parser
 from sklearn_certify.cli._methods import METHODS, OPTIONS, build, method_params
+from sklearn_certify.cli._outputs import file_sha256
 from sklearn_certify.datasets import load_digits, load_digits_for_denoising
 from tests._cli_helpers import certificates, forbid_training, read_rows, run_cli, user_error
 
@@ -87,7 +91,8 @@ def test_certify_writes_the_library_certificates_for_every_method(tmp_path, caps
     # The library's own certificate, fitted with the same options and seed.
     args = build_parser().parse_args([str(a) for a in [*argv, "--out", out]])
     data = np.load(npz)
-    cert = build(args, method_params(args)).fit(data["X"], data["y"]).certify(data["X_test"])
+    clf = build(args, method_params(args)).fit(data["X"], data["y"])
+    cert = clf.certify(data["X_test"])
     assert [int(r["prediction"]) for r in rows] == cert.prediction.tolist()
     assert np.allclose([float(r["radius"]) for r in rows], cert.radius)
     assert [r["abstain"] == "True" for r in rows] == cert.abstain.tolist()
@@ -99,6 +104,17 @@ def test_certify_writes_the_library_certificates_for_every_method(tmp_path, caps
         assert np.allclose([float(r["p_lower"]) for r in rows], cert.p_lower)
         assert "with probability 1 - alpha" in printed
     assert (out / "certified_accuracy.json").exists()
+    # The file loads as the library's certificate, with a record of what it certifies.
+    saved = Certificate.load(out / "certificates.csv")
+    assert replace(saved, metadata=None) == cert
+    meta = saved.metadata
+    assert meta["estimator"] == METHODS[key].estimator and meta["method"] == key
+    assert meta["seed"] == clf.seed_ and meta["classes"] == clf.classes_.tolist()
+    assert meta["random_state"] == 0 and meta["unit"] == cert.unit
+    assert meta["train_digest"] == data_digest(data["X"], data["y"])
+    assert meta["test_digest"] == data_digest(data["X_test"])
+    assert meta["data"] == str(npz) and meta["data_sha256"] == file_sha256(npz)
+    assert "certificates.meta.json" in printed
 
 
 @pytest.mark.parametrize("key", list(METHODS))

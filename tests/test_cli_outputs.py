@@ -68,6 +68,9 @@ def test_unwritable_out_fails_before_training(tmp_path, capsys, no_fit, data):
     out = tmp_path / "out"
     (out / "certificates.csv").mkdir(parents=True)
     assert "certificates.csv there is a folder" in user_error(_certify(data, out), capsys)
+    (out / "certificates.csv").rmdir()
+    (out / "certificates.meta.json").mkdir()
+    assert "certificates.meta.json there is a folder" in user_error(_certify(data, out), capsys)
     demo = ["demo", "--quick", "--out", blocker]
     assert "is a file" in user_error(demo, capsys)
     bound = ["bound", "--out", blocker / "sub", "--epsilons", "0", "--max-iter", "1"]
@@ -126,6 +129,7 @@ def test_certify_out_is_a_folder_like_demo_and_bound(tmp_path, capsys, data):
     assert run_cli(_certify(data, out), capsys)[0] == 0
     assert sorted(p.name for p in out.iterdir()) == [
         "certificates.csv",
+        "certificates.meta.json",
         "certified_accuracy.csv",
         "certified_accuracy.json",
         "certified_accuracy.png",

@@ -1,13 +1,15 @@
 """The ``--out`` folder: checked before any training, then filled with tables and figures.
 
 Every sub-command's ``--out`` is a folder (created if missing) into which it
-writes fixed file names: ``certificates.csv`` and ``certified_accuracy.{csv,
-json,png}`` (``demo``, ``certify``) or ``bound_curve.{csv,png}`` (``bound``).
+writes fixed file names: ``certificates.csv`` with its metadata file
+``certificates.meta.json`` and ``certified_accuracy.{csv,json,png}`` (``demo``,
+``certify``) or ``bound_curve.{csv,png}`` (``bound``).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import tempfile
@@ -15,20 +17,35 @@ from pathlib import Path
 
 import numpy as np
 
+from sklearn_certify._audit import metadata_path
 from sklearn_certify.cli._methods import UNIT_WORDS
 from sklearn_certify.cli._parser import CLIError
 
 __all__ = [
     "CERTIFICATE_OUTPUTS",
     "accuracy_summary",
+    "certificate_files",
+    "file_sha256",
     "prepare_out_dir",
     "write_certificates",
     "write_curve",
 ]
 
-#: Files of ``demo`` and ``certify``: certificates, then the certified-accuracy curve.
+
+def certificate_files(name: str) -> dict[str, str]:
+    """The certificates table ``name`` and the metadata file ``Certificate.save`` puts next to it.
+
+    Examples
+    --------
+    >>> certificate_files("certificates.csv")
+    {'certificates': 'certificates.csv', 'metadata': 'certificates.meta.json'}
+    """
+    return {"certificates": name, "metadata": metadata_path(name).name}
+
+
+#: Files of ``certify``: certificates and their metadata, then the certified-accuracy curve.
 CERTIFICATE_OUTPUTS = {
-    "certificates": "certificates.csv",
+    **certificate_files("certificates.csv"),
     "csv": "certified_accuracy.csv",
     "json": "certified_accuracy.json",
     "png": "certified_accuracy.png",
@@ -120,47 +137,43 @@ def prepare_out_dir(out: Path, names: dict[str, str], inputs) -> dict[str, Path]
     return paths
 
 
-def _plain(value):
-    return value.item() if hasattr(value, "item") else value
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, as ``sha256sum`` prints it (64 hexadecimal digits)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def _certificate_columns(cert, classes) -> dict:
-    """``cert.to_dict()`` with ``votes_<class index>`` renamed ``votes_<class label>``."""
-    columns = {}
-    for name, values in cert.to_dict().items():
-        if name.startswith("votes_"):
-            name = f"votes_{_plain(classes[int(name.removeprefix('votes_'))])}"
-        columns[name] = values
-    return columns
+def write_certificates(path: Path, cert, rows, y_true=None) -> list[Path]:
+    """Save the certificates with their row numbers, and with labels their correctness.
 
-
-def write_certificates(path: Path, cert, rows, classes, y_true=None) -> None:
-    """Write one certificate per line: its row number, the certificate, label and correctness.
+    Through :meth:`Certificate.save <sklearn_certify.Certificate.save>`: one line
+    per certificate in ``path`` (``row``, the certificate's columns, its vote
+    columns named by class when ``cert.metadata`` lists the classes,
+    ``radius_unit``) and the metadata file next to it.
 
     Parameters
     ----------
     path : Path
         The CSV file.
     cert : Certificate
-        From ``certify``.
+        From ``certify``, with its metadata.
     rows : array-like of int
         Row number of each certified sample in its input (see the callers).
-    classes : array-like
-        The classifier's ``classes_``; vote columns are named ``votes_<class>``.
     y_true : array-like, default=None
         True labels; adds the columns ``label`` and ``correct``.
+
+    Returns
+    -------
+    list of Path
+        The table and its metadata file.
     """
-    columns = _certificate_columns(cert, classes)
-    names = list(columns)
-    header = ["row", *names, "radius_unit"] + (["label", "correct"] if y_true is not None else [])
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for i, row in enumerate(rows):
-            line = [int(row), *(_plain(columns[n][i]) for n in names), cert.unit]
-            if y_true is not None:
-                line += [_plain(y_true[i]), bool(cert.prediction[i] == y_true[i])]
-            writer.writerow(line)
+    extra = None
+    if y_true is not None:
+        extra = {"label": y_true, "correct": np.asarray(cert.prediction == y_true, dtype=bool)}
+    return cert.save(path, "csv", rows=np.asarray(rows, dtype=np.int64), extra_columns=extra)
 
 
 def write_curve(paths: dict[str, Path], radii, accuracy, summary: dict, *, unit: str, title: str):

@@ -4,10 +4,13 @@ Reads training rows from ``--data`` (file formats: :mod:`sklearn_certify.cli._ta
 certifies the rows of ``--test-data``, else the ``X_test`` arrays of an
 ``.npz`` ``--data``, else a random ``--test-size`` split of ``--data``, and
 writes into the ``--out`` folder ``certificates.csv`` (one line per certified
-row; its ``row`` column locates the row in its input file) and, when the
-certified rows have labels, the certified-accuracy curve
-(``certified_accuracy.csv``, ``.json``, ``.png``). Every input and option is
-checked before any training.
+row; its ``row`` column locates the row in its input file) with its metadata
+file ``certificates.meta.json`` (what the certificates certify: the estimator,
+its parameters and seed, digests of the input files and of the training and
+certified rows, versions; :meth:`Certificate.load
+<sklearn_certify.Certificate.load>` reads both back) and, when the certified
+rows have labels, the certified-accuracy curve (``certified_accuracy.csv``,
+``.json``, ``.png``). Every input and option is checked before any training.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from sklearn_certify.cli._methods import (
 from sklearn_certify.cli._outputs import (
     CERTIFICATE_OUTPUTS,
     accuracy_summary,
+    file_sha256,
     prepare_out_dir,
     write_certificates,
     write_curve,
@@ -116,8 +120,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=(
             "Fit a certified classifier on --data and write one certificate per certified row "
             "into the --out folder: certificates.csv (its 'row' column locates each row in its "
-            "input file) and, when those rows have labels, the certified accuracy against the "
-            "attack size (certified_accuracy.csv, .json, .png)."
+            "input file) with certificates.meta.json (what they certify: the estimator, its "
+            "parameters and seed, SHA-256 digests of the input files and of the training and "
+            "certified rows, library versions) and, when those rows have labels, the certified "
+            "accuracy against the attack size (certified_accuracy.csv, .json, .png)."
         ),
     )
     _add_data_options(parser)
@@ -266,15 +272,32 @@ def _summary(args, split: _Split, cert, settings: dict) -> dict:
     }
 
 
+def _provenance(args, split: _Split) -> dict:
+    """Where the certified and training rows come from, for the certificates' metadata."""
+    files = [("data", args.data)] + ([("test_data", args.test_data)] if args.test_data else [])
+    return {
+        "command": "certify",
+        "method": args.method,
+        "base": args.base,
+        **{key: str(path) for key, path in files},
+        **{f"{key}_sha256": file_sha256(path) for key, path in files},
+        "certified_rows": split.description,
+        "row_column": split.row_meaning,
+    }
+
+
 def _write(args, paths, clf, cert, split: _Split, settings: dict) -> list[Path]:
     """Write the certificates and, with labels, the curve; return the files written."""
     from sklearn_certify.metrics import certified_accuracy_curve
 
-    write_certificates(paths["certificates"], cert, split.rows, clf.classes_, split.y_test)
+    record = cert.with_metadata(
+        clf, X_train=split.X, y_train=split.y, X_test=split.X_test, extra=_provenance(args, split)
+    )
+    written = write_certificates(paths["certificates"], record, split.rows, split.y_test)
     if split.y_test is None:
         for kind in ("csv", "json", "png"):  # a curve of an earlier run would not match
             paths[kind].unlink(missing_ok=True)
-        return [paths["certificates"]]
+        return written
     radii, accuracy = certified_accuracy_curve(split.y_test, cert)
     title = f"{settings['estimator']} on {args.data.name}"
     summary = _summary(args, split, cert, settings)

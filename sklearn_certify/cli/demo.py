@@ -10,7 +10,8 @@ and writes into the ``--out`` folder that table (``families.csv``), the
 certified-accuracy curves (``certified_accuracy.csv``, ``.json``), one figure
 with a panel per family (``certified_accuracy.png``; the radii have different
 units, so no two families share an axis) and the per-sample certificates of
-each family (``certificates_<family>.csv``).
+each family (``certificates_<family>.csv``, with the metadata file
+``certificates_<family>.meta.json`` that says what they certify).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from sklearn_certify.cli._families import (
     load_family_data,
     mean_member_accuracy,
 )
-from sklearn_certify.cli._outputs import prepare_out_dir, write_certificates
+from sklearn_certify.cli._outputs import certificate_files, prepare_out_dir, write_certificates
 from sklearn_certify.cli._parser import CLIError, out_folder, positive_int, seed
 
 __all__ = ["add_parser", "run"]
@@ -209,7 +210,9 @@ def _output_names(keys) -> dict[str, str]:
         "json": "certified_accuracy.json",
         "png": "certified_accuracy.png",
     }
-    names.update({key: f"certificates_{key}.csv" for key in keys})
+    for key in keys:
+        files = certificate_files(f"certificates_{key}.csv")
+        names.update({key: files["certificates"], f"{key}_metadata": files["metadata"]})
     return names
 
 
@@ -234,6 +237,8 @@ def _certify_family(key: str, settings: dict, data) -> dict:
     fitted = time.perf_counter()
     cert = clf.certify(X_test)
     done = time.perf_counter()
+    extra = {"command": "demo", "family": key, "data": source}
+    cert = cert.with_metadata(clf, X_train=X, y_train=y, X_test=X_test, extra=extra)
     median = median_certified_radius(y_test, cert)
     return {
         "classifier": clf,
@@ -420,7 +425,7 @@ def run(args) -> int:
     _write_json(paths["json"], results, settings, time.perf_counter() - start)
     _write_figure(paths["png"], results)
     for key, result in results.items():
-        clf, cert = result["classifier"], result["cert"]
-        write_certificates(paths[key], cert, np.arange(len(cert)), clf.classes_, result["y_test"])
+        cert = result["cert"]
+        write_certificates(paths[key], cert, np.arange(len(cert)), result["y_test"])
     _report(results, paths, rows)
     return 0
