@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA device, in one go: the CUDA tests, then the benchmarks on the GPU.
 # Usage: bash benchmarks/run_gpu_checks.sh OUTDIR [SECTIONS]
-#   SECTIONS: comma-separated subset of tests,dpa,smoothing,cohen,denoise,denoised (default: all).
+#   SECTIONS: comma-separated subset of tests,dpa,smoothing,cohen,denoise,denoised,mnist
+#   (default: all).
 # Each section's output goes to OUTDIR/<section>.log (benchmarks print one JSON line per case).
 set -uo pipefail
 out=${1:?usage: run_gpu_checks.sh OUTDIR [SECTIONS]}
-sections=${2:-tests,dpa,smoothing,cohen,denoise,denoised}
+sections=${2:-tests,dpa,smoothing,cohen,denoise,denoised,mnist}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 has() { [[ ",$sections," == *",$1,"* ]]; }
@@ -34,4 +35,10 @@ fi
 if has denoised; then
   python3 benchmarks/bench_denoised_smoothing.py --device cuda --cases cost 2>&1 \
     | tee "$out/denoised.log"
+fi
+if has mnist; then  # BatchNorm CNN, MultiStepLR, random crops on real MNIST: DPA k=50, RAB N=100
+  { python3 benchmarks/bench_mnist_cnn.py --device cuda --cases dpa --members 50 --repeats 2
+    python3 benchmarks/bench_mnist_cnn.py --device cuda --cases rab --members 100 --repeats 2 \
+      --loop-members 10
+  } 2>&1 | tee "$out/mnist.log"
 fi
