@@ -168,24 +168,31 @@ def json_safe(value):
     return _ADDRESS.sub("", repr(value))
 
 
+def _is_setting(value) -> bool:
+    """A plain value (number, string, bool, None, or a list or tuple of them), not data."""
+    if isinstance(value, (list, tuple)):
+        return all(_is_setting(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str, np.bool_, np.number))
+
+
 def estimator_metadata(estimator) -> dict:
     """What a fitted estimator's certificates depend on, as JSON data.
 
     ``estimator`` (class name), ``params`` (``get_params(deep=False)``),
-    ``fitted_params`` (the ``<name>_`` copy ``fit`` kept of a parameter, which
-    ``certify`` reads; it differs from ``params`` only if ``set_params`` was
-    called after ``fit``), ``alpha`` (fitted, else the parameter, else None),
-    ``random_state``, ``seed`` (``seed_``) and ``classes`` (``classes_``).
+    ``fitted_params`` (for each parameter with a plain value, number, string or
+    list of them, in an attribute ``<name>_`` set by ``fit``: the value
+    ``certify`` reads, e.g. ``sigma_``, or ``n_select_`` resolved from None;
+    it differs from ``params`` if ``set_params`` was called after ``fit``),
+    ``alpha`` (fitted, else the parameter, else None), ``random_state``,
+    ``seed`` (``seed_``) and ``classes`` (``classes_``).
     """
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(estimator)
     params = estimator.get_params(deep=False)
-    fitted = {
-        name: getattr(estimator, f"{name}_")
-        for name in params
-        if name != "estimator" and hasattr(estimator, f"{name}_")
-    }
+    absent = object()  # not a setting, so left out like arrays and estimators
+    fitted = {name: getattr(estimator, f"{name}_", absent) for name in params}
+    fitted = {name: value for name, value in fitted.items() if _is_setting(value)}
     return {
         "estimator": type(estimator).__name__,
         "params": json_safe(params),
@@ -357,7 +364,7 @@ def _header(certificate: Certificate) -> dict:
     }
 
 
-def _check_header(header: dict, source: Path) -> dict:
+def _check_header(header: dict, source: Path, keys: tuple = ()) -> dict:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ValueError(f"{source} is not a certificate file written by Certificate.save.")
     if header.get("version") != FORMAT_VERSION:
@@ -365,6 +372,9 @@ def _check_header(header: dict, source: Path) -> dict:
             f"{source} has certificate file version {header.get('version')}; this version of "
             f"sklearn_certify reads version {FORMAT_VERSION}."
         )
+    missing = [k for k in ("unit", "dtypes", "n_votes", "metadata", *keys) if k not in header]
+    if missing:
+        raise ValueError(f"{source} lacks the entries {missing} of a certificate file.")
     return header
 
 
@@ -534,7 +544,9 @@ def _write_json(certificate: Certificate, path: Path, rows, extra) -> list[Path]
 
 
 def _read_json(path: Path) -> tuple[Certificate, np.ndarray, dict]:
-    payload = _check_header(json.loads(path.read_text("utf-8")), path)
+    payload = _check_header(
+        json.loads(path.read_text("utf-8")), path, ("rows", "fields", "columns")
+    )
     fields = {}
     for name, dtype in payload["dtypes"].items():
         values = payload["fields"][name]

@@ -19,7 +19,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
 import sklearn_certify
-from sklearn_certify import Certificate, DPAClassifier, RandomizedSmoothingClassifier
+from sklearn_certify import (
+    Certificate,
+    DPAClassifier,
+    RABClassifier,
+    RandomizedSmoothingClassifier,
+)
 from sklearn_certify._audit import (
     certify_to_file,
     data_digest,
@@ -273,6 +278,17 @@ def test_metadata_keeps_the_fitted_parameters_and_stable_reprs(digits):
     assert meta["train_digest"] is None and meta["test_digest"] is None
 
 
+def test_fitted_params_are_the_settings_fit_resolved_not_fitted_data(digits):
+    X, y, X_test = digits
+    clf = RABClassifier(
+        DecisionTreeClassifier(max_depth=4), n_estimators=4, alpha=0.3, random_state=0
+    ).fit(X[:100], y[:100])
+    meta = clf.certify(X_test[:2]).with_metadata(clf).metadata
+    assert clf.test_noise_.shape == (4, 64) and meta["params"]["test_noise"] is True
+    assert "test_noise" not in meta["fitted_params"]  # the members' noise is data
+    assert meta["params"]["n_select"] is None and meta["fitted_params"]["n_select"] == 1
+
+
 def test_with_metadata_refuses_data_or_estimators_that_do_not_fit(digits, dpa):
     X, y, X_test = digits
     cert = dpa.certify(X_test[:4])
@@ -313,6 +329,15 @@ def test_save_and_load_say_what_is_wrong(tmp_path):
     (tmp_path / "other.json").write_text(json.dumps({"format": "something else"}))
     with pytest.raises(ValueError, match="not a certificate file"):
         Certificate.load(tmp_path / "other.json")
+    cert.save(tmp_path / "c.json")
+    payload = json.loads((tmp_path / "c.json").read_text())
+    (tmp_path / "c.json").write_text(json.dumps({**payload, "version": 2}))
+    with pytest.raises(ValueError, match="reads version 1"):
+        Certificate.load(tmp_path / "c.json")
+    del payload["fields"]
+    (tmp_path / "c.json").write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match=re.escape("lacks the entries ['fields']")):
+        Certificate.load(tmp_path / "c.json")
 
 
 def test_a_csv_edited_by_hand_is_refused(tmp_path):
