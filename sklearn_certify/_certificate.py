@@ -131,7 +131,7 @@ class Certificate:
     p_lower: np.ndarray | None = field(default=None)
     p_upper: np.ndarray | None = field(default=None)
     votes: np.ndarray | None = field(default=None)
-    metadata: dict = field(default=None, repr=False)
+    metadata: dict | None = field(default=None, repr=False)
 
     def __post_init__(self):
         if self.unit not in RADIUS_UNITS:
