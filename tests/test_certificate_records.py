@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
@@ -91,8 +91,16 @@ def certificates(draw):
     return Certificate(**fields)
 
 
+EMPTY = Certificate(
+    np.array([], dtype="<U5"), np.array([], dtype=np.int64), np.array([], dtype=bool), "samples",
+    votes=np.zeros((0, 3), dtype=np.int64), metadata={"classes": ["a", "b", "c"]},
+)  # fmt: skip
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cert=certificates(), fmt=st.sampled_from(["csv", "json"]))
+@example(cert=EMPTY, fmt="csv")
+@example(cert=EMPTY, fmt="json")
 def test_a_saved_certificate_loads_back_equal(cert, fmt):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"cert.{fmt}"
