@@ -85,7 +85,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "radii) and write into the --out folder families.csv (the table), "
             "certified_accuracy.csv/.json (the curves), certified_accuracy.png (a panel per "
             "family) and certificates_<family>.csv (per-sample certificates; their 'row' "
-            "column indexes the family's test split). About two minutes on 2 CPU cores."
+            "column indexes the family's test split) with certificates_<family>.meta.json "
+            "(what they certify: estimator, parameters, seed, data digests, versions). About "
+            "two minutes on 2 CPU cores."
         ),
     )
     parser.add_argument(
