@@ -2,6 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from sklearn_certify._audit import certify_to_file, data_digest
 from sklearn_certify._certificate import Certificate
 from sklearn_certify._pipeline import UnsoundPipelineWarning, certify
 from sklearn_certify.partition import CertifiedBaggingClassifier, DPAClassifier
@@ -26,4 +27,6 @@ __all__ = [
     "UnsoundPipelineWarning",
     "__version__",
     "certify",
+    "certify_to_file",
+    "data_digest",
 ]

@@ -117,7 +117,7 @@ def data_digest(X, y=None) -> str:
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_certify._audit import data_digest
+    >>> from sklearn_certify import data_digest
     >>> X, y = np.array([[0.0, 1.5], [2.0, 3.0]]), np.array([0, 1])
     >>> len(data_digest(X, y))
     64

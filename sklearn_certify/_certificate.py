@@ -298,7 +298,7 @@ class Certificate:
         >>> import numpy as np
         >>> from sklearn.tree import DecisionTreeClassifier
         >>> from sklearn_certify import DPAClassifier
-        >>> from sklearn_certify._audit import data_digest
+        >>> from sklearn_certify import data_digest
         >>> from sklearn_certify.datasets import load_digits
         >>> X, y = load_digits()
         >>> clf = DPAClassifier(DecisionTreeClassifier(), n_partitions=5, random_state=0)
