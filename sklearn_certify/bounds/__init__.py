@@ -7,6 +7,7 @@ at true labels.
 
 from sklearn_certify.bounds._bagging import bagging_kept_probability, bagging_radius
 from sklearn_certify.bounds._conversions import l2_radius_per_sample, linf_to_l2
+from sklearn_certify.bounds._dp import dp_group_radius
 from sklearn_certify.bounds._dpa import dpa_radius, plurality_vote
 from sklearn_certify.bounds._fa import (
     ABSTAIN,
@@ -52,6 +53,7 @@ __all__ = [
     "cohen_predict",
     "cohen_radius",
     "cohen_vote_bounds",
+    "dp_group_radius",
     "dpa_radius",
     "fa_bucket_learners",
     "fa_learner_buckets",
