@@ -6,6 +6,7 @@ from sklearn_certify._audit import certify_to_file, data_digest
 from sklearn_certify._certificate import Certificate
 from sklearn_certify._pipeline import UnsoundPipelineWarning, certify
 from sklearn_certify.partition import CertifiedBaggingClassifier, DPAClassifier
+from sklearn_certify.privacy import DPVoteClassifier
 from sklearn_certify.smoothing import (
     DenoisedSmoothingClassifier,
     RABClassifier,
@@ -21,6 +22,7 @@ __all__ = [
     "Certificate",
     "CertifiedBaggingClassifier",
     "DPAClassifier",
+    "DPVoteClassifier",
     "DenoisedSmoothingClassifier",
     "RABClassifier",
     "RandomizedSmoothingClassifier",

@@ -78,12 +78,13 @@ def known_classifier_names():
     from sklearn.utils import all_estimators
 
     import sklearn_certify
-    from sklearn_certify import ensemble
+    from sklearn_certify import ensemble, privacy
 
     names = {name for name, _ in all_estimators()}
     names.update(name for name in dir(skorch) if name.endswith("Classifier"))
     names.update(name for name in dir(sklearn_certify) if name.endswith("Classifier"))
     names.update(name for name in dir(ensemble) if name.endswith("Classifier"))
+    names.update(name for name in dir(privacy) if name.endswith("Classifier"))
     return names
 
 

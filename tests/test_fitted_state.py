@@ -19,6 +19,7 @@ from sklearn_certify import (
     CertifiedBaggingClassifier,
     DenoisedSmoothingClassifier,
     DPAClassifier,
+    DPVoteClassifier,
     RABClassifier,
 )
 from sklearn_certify.datasets import load_digits
@@ -70,6 +71,10 @@ CASES = {
         LogisticRegression(max_iter=200), n_estimators=10, sample_size=0.2, alpha=0.05,
         random_state=0,
     ),
+    "dp-vote": lambda: DPVoteClassifier(
+        _net(), n_estimators=6, noise_multiplier=20.0, expected_batch_size=300,
+        alpha=0.05, random_state=0,
+    ),
     "cohen": lambda: RandomizedSmoothingClassifier(
         LogisticRegression(max_iter=200), sigma=0.25, n_select=10, n_samples=60, alpha=0.05,
         batch_size=16, n_augment=2, random_state=0,
@@ -102,6 +107,11 @@ OTHER = {
     "batch_size": lambda v: v + 5,
     "n_augment": lambda v: v + 1,
     "sample_size": lambda v: 0.5 if isinstance(v, int) else 10,
+    "noise_multiplier": lambda v: v / 4,
+    "max_grad_norm": lambda v: 10 * v,
+    "expected_batch_size": lambda v: v + 100,
+    "delta": lambda v: v / 100,
+    "accountant": lambda v: "prv" if v == "rdp" else "rdp",
 }
 
 #: Nested parameters that change how a net's scores are read (its criterion).

@@ -307,8 +307,11 @@ def _kept(smoothing: _Smoothing, model, p_lower: np.ndarray, cost: np.ndarray) -
 
     ``Phi(Phi^-1(p_lower) - c / sigma)`` for Gaussian smoothing (Neyman-Pearson); for
     bagging, :func:`~sklearn_certify.bounds.bagging_kept_probability` at the fitted model's
-    training size and sample size.
+    training size and sample size; the model's own ``_kept_probability`` where it has one.
     """
+    kept = getattr(model, "_kept_probability", None)
+    if kept is not None:  # an ensemble that knows its own (e.g. the DP lens's group privacy)
+        return kept(p_lower, cost)
     if smoothing.sigma is None:
         return bagging_kept_probability(
             p_lower, model.n_train_, model.sample_size_, np.minimum(cost, model.n_train_)

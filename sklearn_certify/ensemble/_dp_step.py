@@ -33,12 +33,14 @@ class DPSGDStep(TrainingStep):
     form one vector, clipped as Opacus's ``DPOptimizer`` clips it:
     ``g_i * min(1, C / (||g_i|| + 1e-6))`` with ``C = max_grad_norm``. The step's gradient is
 
-    ``(sum_i clipped g_i + N(0, (noise_multiplier * C)**2 I)) / n_real``
+    ``(sum_i clipped g_i + N(0, (noise_multiplier * C)**2 I)) / B``
 
-    where ``n_real`` is the batch's number of real rows (at least 1); padding rows (``mask``
-    ``False``) count nowhere. Opacus with ``loss_reduction="mean"`` and Algorithm 1 of Abadi
-    et al. divide by the *expected* batch size instead; for full batches of a fixed batch size
-    the two agree, and a shorter last batch is averaged over its own rows here.
+    where ``B`` is ``expected_batch_size`` if given, else the batch's number of real rows (at
+    least 1); padding rows (``mask`` ``False``) count nowhere. Opacus with
+    ``loss_reduction="mean"`` and Algorithm 1 of Abadi et al. divide by a fixed expected batch
+    size; a divisor that counts the batch's rows depends on the data, so a differential
+    privacy guarantee needs ``expected_batch_size`` (the two agree on full batches of that
+    size).
 
     The noise of parameter ``j`` (its position among the parameters sorted by name) is
     :func:`~sklearn_certify.smoothing.keyed_normal` drawn from a 63-bit seed hashed from
@@ -56,6 +58,8 @@ class DPSGDStep(TrainingStep):
     noise_multiplier : float, default=1.0
         The noise's standard deviation in units of ``max_grad_norm`` (finite, >= 0; 0 gives
         clipping without noise).
+    expected_batch_size : int, default=None
+        The fixed divisor ``B`` of the noisy sum (``None``: the batch's real rows).
 
     Attributes
     ----------
@@ -102,9 +106,23 @@ class DPSGDStep(TrainingStep):
     #: The step needs one gradient per row (no BatchNorm).
     per_sample = True
 
-    def __init__(self, max_grad_norm: float = 1.0, noise_multiplier: float = 1.0):
+    def __init__(
+        self,
+        max_grad_norm: float = 1.0,
+        noise_multiplier: float = 1.0,
+        expected_batch_size: int | None = None,
+    ):
         self.max_grad_norm = check_positive("max_grad_norm", max_grad_norm)
         self.noise_multiplier = _check_non_negative("noise_multiplier", noise_multiplier)
+        if expected_batch_size is not None and (
+            isinstance(expected_batch_size, bool)
+            or not isinstance(expected_batch_size, numbers.Integral)
+            or expected_batch_size < 1
+        ):
+            raise ValueError(
+                f"expected_batch_size must be a positive int or None, got {expected_batch_size!r}."
+            )
+        self.expected_batch_size = None if expected_batch_size is None else int(expected_batch_size)
 
     def gradients(self, loss_of, params: dict, batch, key, step) -> tuple:
         """DP-SGD's gradients of one step and the mean loss of the batch's real rows.
@@ -127,7 +145,7 @@ class DPSGDStep(TrainingStep):
         -------
         grads : dict of str to torch.Tensor
             One tensor shaped like ``params[name]`` per parameter: the clipped, summed,
-            noised gradients divided by the number of real rows.
+            noised gradients divided by ``expected_batch_size`` (or the real rows).
         loss : torch.Tensor
             The mean of the real rows' own losses (0 without real rows).
         """
@@ -137,13 +155,19 @@ class DPSGDStep(TrainingStep):
         if self.noise_multiplier > 0:
             summed = _add_noise(summed, self.noise_multiplier * self.max_grad_norm, key, step)
         n_real = mask.sum().clamp(min=1)
-        grads = {name: g / n_real.to(g.dtype) for name, g in summed.items()}
+        divisor = n_real if self.expected_batch_size is None else self.expected_batch_size
+        grads = {name: g / divisor for name, g in summed.items()}
         return grads, losses.sum() / n_real.to(losses.dtype)
 
     def __repr__(self) -> str:
+        extra = (
+            ""
+            if self.expected_batch_size is None
+            else f", expected_batch_size={self.expected_batch_size}"
+        )
         return (
             f"{type(self).__name__}(max_grad_norm={self.max_grad_norm}, "
-            f"noise_multiplier={self.noise_multiplier})"
+            f"noise_multiplier={self.noise_multiplier}{extra})"
         )
 
 
