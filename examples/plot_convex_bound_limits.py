@@ -34,7 +34,6 @@ centroids overlap; this one stays on digits and varies the assumptions.
 # plus candidate points.
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 
 from sklearn_certify.attacks import SphereSlabAttack
 from sklearn_certify.convex import (
@@ -52,6 +51,18 @@ X, y = load_digits_1v7(split="train")
 X_test, y_test = load_digits_1v7(split="test")
 RHO_SQ, T = 0.8, 2000
 n = len(X)
+
+
+def show(rows, digits=3):
+    """Print a list of dicts (one per row, same keys) as an aligned table."""
+    cells = [
+        [f"{v:.{digits}f}" if isinstance(v, float) else str(v) for v in row.values()]
+        for row in rows
+    ]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(rows[0])]
+    for line in [list(rows[0]), *cells]:
+        print("  ".join(v.rjust(w) for v, w in zip(line, widths, strict=True)))
+
 
 res = upper_bound(X, y, 0.1, rho_sq=RHO_SQ, max_iter=T)
 ev = evaluate_attack(X, y, res.poison_X, res.poison_y, X_test, y_test, rho_sq=RHO_SQ)
@@ -95,19 +106,22 @@ for i, eps in enumerate(epsilons[1:], start=1):  # epsilon = 0 has no poison, no
     short_attack[i] = evaluate_attack(
         X, y, short.poison_X, short.poison_y, X_test, y_test, rho_sq=RHO_SQ
     ).total_train_loss
-by_epsilon = pd.DataFrame(
-    {
-        "epsilon": epsilons,
-        "n_poison": curve.n_poison,
-        "U* T=2000": curve.upper_bounds,
-        "attack T=2000": curve.attack_total_train_loss,
-        "U* T=eps n": short_bound,
-        "attack T=eps n": short_attack,
-        "attack test loss": curve.attack_test_loss,
-        "attack test error": curve.attack_test_error,
-    }
+show(
+    [
+        {
+            "epsilon": eps,
+            "n_poison": int(curve.n_poison[i]),
+            "U* T=2000": curve.upper_bounds[i],
+            "attack T=2000": curve.attack_total_train_loss[i],
+            "U* T=eps n": short_bound[i],
+            "attack T=eps n": short_attack[i],
+            "attack test loss": curve.attack_test_loss[i],
+            "attack test error": curve.attack_test_error[i],
+        }
+        for i, eps in enumerate(epsilons)
+    ],
+    digits=4,
 )
-print(by_epsilon.round(4).to_string(index=False))
 
 # %%
 # With 2,000 steps the candidate attack comes within 0.001 of U* at every ``epsilon``: on
@@ -154,8 +168,8 @@ for percentile in [50, 60, 70, 80, 90, 95, 100]:
             "filtered model test error": np.mean(margin <= 0),
         }
     )
-by_radius = pd.DataFrame(rows)
-print(by_radius.round(3).to_string(index=False))
+show(rows)
+by_radius = {key: [row[key] for row in rows] for key in rows[0]}
 
 # %%
 # A tighter defence gives a smaller U*: 0.222 at the 50th percentile against 0.287 with
@@ -254,8 +268,7 @@ for eps in [0.05, 0.1, 0.2, 0.3]:
             "data_dependent_estimate": estimate.estimate,
         }
     )
-data_dependent = pd.DataFrame(rows)
-print(data_dependent.round(3).to_string(index=False))
+show(rows)
 
 fig, ax = plt.subplots(figsize=(6, 3.8), layout="constrained")
 for eps, losses in trajectories.items():
