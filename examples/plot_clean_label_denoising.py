@@ -33,7 +33,6 @@ This example repeats that measurement at the scale of sklearn's 8x8 digits:
 # trusted rows and then frozen; the attacker knows it (the white-box transfer setting).
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import torch
 from sklearn.base import clone
 from sklearn.linear_model import RidgeClassifier
@@ -75,6 +74,18 @@ def head_input(rows):
 
 
 victim = make_pipeline(FunctionTransformer(head_input), RidgeClassifier())
+
+
+def show(rows, digits=3):
+    """Print a list of dicts (one per row, same keys) as an aligned table."""
+    cells = [
+        [f"{v:.{digits}f}" if isinstance(v, float) else str(v) for v in row.values()]
+        for row in rows
+    ]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(rows[0])]
+    for line in [list(rows[0]), *cells]:
+        print("  ".join(v.rjust(w) for v, w in zip(line, widths, strict=True)))
+
 
 # %%
 # The defences
@@ -207,21 +218,22 @@ def measure(make):
     return row
 
 
-table = pd.DataFrame({name: measure(make) for name, make in defences.items()}).T
-print(table.round(3).to_string())
+table = [{"defence": name, **measure(make)} for name, make in defences.items()]
+show(table)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
 positions = np.arange(len(table))
+column = {key: [row[key] for row in table] for key in table[0]}
 for k, name in enumerate(attacks):
-    axes[0].bar(positions + (k - 0.5) * 0.38, table[f"success {name}"], width=0.38, label=name)
-    axes[1].bar(positions + (k - 0.5) * 0.38, table[f"accuracy {name}"], width=0.38, label=name)
+    axes[0].bar(positions + (k - 0.5) * 0.38, column[f"success {name}"], width=0.38, label=name)
+    axes[1].bar(positions + (k - 0.5) * 0.38, column[f"accuracy {name}"], width=0.38, label=name)
 axes[0].set_ylabel(f"attack success ({N_TARGETS} targets)")
 axes[1].set_ylabel("clean accuracy of the poisoned models")
 axes[0].set_ylim(0, 1)
 axes[1].set_ylim(0.8, 1.0)
 for ax in axes:
-    ax.set_xticks(positions, table.index)
+    ax.set_xticks(positions, column["defence"])
     ax.set_xlabel("defence (sigma)")
     ax.legend(title="budget per image", fontsize="small", loc="upper right")
 plt.show()
