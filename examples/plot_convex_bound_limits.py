@@ -304,3 +304,7 @@ plt.show()
 #   about a defence whose set moves with the data.
 # * A tighter radius makes U* smaller by assuming away the clean points the defence
 #   removes; the defender's real model is trained without them.
+#
+# ``benchmarks/RESULTS.md`` (section bench_seed_experiments) has the same tables for more
+# ``epsilon`` values, for digits 8 vs 9 as well, and with eight rounds of the dragged
+# attack.
