@@ -15,10 +15,13 @@ EXAMPLE_ORDER = (
     "plot_rab_digits.py",
     "plot_denoised_digits.py",
     "plot_cohen_digits.py",
+    "plot_seed_backdoor_dpa_rab.py",
+    "plot_clean_label_denoising.py",
     "plot_attack_partition_insertion.py",
     "plot_attack_backdoor.py",
     "plot_attack_stealthy_radius.py",
     "plot_convex_bounds.py",
+    "plot_convex_bound_limits.py",
 )
 
 
