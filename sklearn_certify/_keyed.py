@@ -135,33 +135,47 @@ class KeyedDraws:
         self.generator = torch.Generator(device=device or "cpu")
         self._index, self._drawn = None, None
 
+    def _seeded(self, index: int):
+        self.generator.manual_seed(_splitmix64(self.seed ^ _splitmix64(index)) >> 1)
+        return self.generator
+
     def _block(self, index: int):
+        """Block ``index``, drawn once and kept while a caller reads it piece by piece."""
         import torch
 
         if index != self._index:
-            self.generator.manual_seed(_splitmix64(self.seed ^ _splitmix64(index)) >> 1)
             self._drawn = torch.randn(
                 (self.block, *self.row_shape),
-                generator=self.generator,
+                generator=self._seeded(index),
                 device=self.generator.device,
             )
             self._index = index
         return self._drawn
 
     def take(self, n: int):
-        """The next ``n`` draws, shape ``(n, *row_shape)``, in ``dtype``."""
+        """The next ``n`` draws, shape ``(n, *row_shape)``, in ``dtype``.
+
+        A block read whole is drawn straight into the result; one read in part is kept for
+        the next call.
+        """
         import torch
 
-        parts = []
-        stop = self.position + int(n)
-        while self.position < stop:
+        device = self.generator.device
+        out = torch.empty((int(n), *self.row_shape), device=device)
+        at, stop = 0, int(n)
+        while at < stop:
             index, offset = divmod(self.position, self.block)
-            count = min(stop - self.position, self.block - offset)
-            parts.append(self._block(index)[offset : offset + count])
+            count = min(stop - at, self.block - offset)
+            if count == self.block and index != self._index:
+                torch.randn(
+                    (self.block, *self.row_shape),
+                    generator=self._seeded(index),
+                    out=out[at : at + count],
+                )
+            else:
+                out[at : at + count] = self._block(index)[offset : offset + count]
+            at += count
             self.position += count
-        if not parts:
-            return torch.empty((0, *self.row_shape), dtype=self.dtype, device=self.generator.device)
-        out = parts[0] if len(parts) == 1 else torch.cat(parts)
         return out.to(self.dtype)
 
 
