@@ -193,3 +193,48 @@ def test_dp_sgd_step_equals_opacus_update_with_the_same_noise(monkeypatch):
     optimizer.pre_step()
     for name, p in zip(names, private.parameters(), strict=True):
         torch.testing.assert_close(p.grad, ours[name], rtol=0, atol=1e-6)
+
+
+def test_opacus_trains_the_loop_engines_members_as_the_vectorized_step_does(digits):
+    """Without noise both are deterministic: Opacus's whole training equals DPSGDStep's."""
+    from sklearn_certify.privacy import OpacusNeuralNetClassifier
+
+    X, y, _, _ = digits
+    common = dict(
+        module__n_out=2,
+        criterion=torch.nn.CrossEntropyLoss,
+        max_epochs=5,
+        lr=1.0,
+        batch_size=len(X),
+        classes=[0, 1],
+        train_split=None,
+        verbose=0,
+    )
+    opacus_net = OpacusNeuralNetClassifier(
+        SmallMLP, noise_multiplier=0.0, max_grad_norm=0.5, expected_batch_size=300, **common
+    )
+    ours = CertifiedNeuralNetClassifier(
+        SmallMLP, training_step=DPSGDStep(0.5, 0.0, expected_batch_size=300), **common
+    )
+    for net in (opacus_net, ours):
+        with one_thread(), torch_seeded(7):
+            net.fit(X, y)
+    for a, b in zip(opacus_net.module_.parameters(), ours.module_.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    # Opacus's hooks are gone after training: the fitted module is a plain module
+    assert not any(m._forward_hooks or m._backward_hooks for m in opacus_net.module_.modules())
+
+
+def test_loop_engine_members_are_opacus_trained(digits, fitted):
+    from opacus.optimizers import DPOptimizer
+
+    from sklearn_certify.privacy import OpacusNeuralNetClassifier
+
+    X, y, X_test, _ = digits
+    loop = DPVoteClassifier(**{**fitted.get_params(deep=False), "engine": "loop"}).fit(X, y)
+    member = loop.estimators_[0]
+    assert isinstance(member, OpacusNeuralNetClassifier)
+    assert isinstance(member.optimizer_, DPOptimizer)
+    assert loop.epsilon_ == fitted.epsilon_
+    a, b = loop.certify(X_test), fitted.certify(X_test)
+    assert (a.prediction == b.prediction).mean() >= 0.9  # other noise draws, the same learner

@@ -7,5 +7,6 @@ through group privacy (:func:`sklearn_certify.bounds.dp_group_radius`).
 
 from sklearn_certify.privacy._accounting import ACCOUNTANTS, dp_sgd_epsilon
 from sklearn_certify.privacy._estimator import DPVoteClassifier
+from sklearn_certify.privacy._opacus_net import OpacusNeuralNetClassifier
 
-__all__ = ["ACCOUNTANTS", "DPVoteClassifier", "dp_sgd_epsilon"]
+__all__ = ["ACCOUNTANTS", "DPVoteClassifier", "OpacusNeuralNetClassifier", "dp_sgd_epsilon"]

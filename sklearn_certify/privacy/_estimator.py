@@ -19,6 +19,7 @@ from sklearn_certify.ensemble import (
 )
 from sklearn_certify.ensemble._skorch import is_skorch_net
 from sklearn_certify.privacy._accounting import ACCOUNTANTS, dp_sgd_epsilon
+from sklearn_certify.privacy._opacus_net import OpacusNeuralNetClassifier
 
 __all__ = ["DPVoteClassifier"]
 
@@ -27,10 +28,11 @@ class DPVoteClassifier(BaseVoteEnsemble):
     """Votes of DP-SGD members, certified against inserted and deleted rows by group privacy.
 
     Each of ``n_estimators`` members is the skorch net ``estimator`` trained on all training
-    rows with DP-SGD (:class:`~sklearn_certify.ensemble.DPSGDStep`): every step uses every row
-    (no subsampling), clips each row's gradient to ``max_grad_norm``, adds Gaussian noise of
-    standard deviation ``noise_multiplier * max_grad_norm`` drawn from the member's own key,
-    and divides by the fixed ``expected_batch_size``. The net's ``max_epochs`` is the number
+    rows with DP-SGD (by Opacus itself with ``engine="loop"``, else by the vectorized engine
+    with :class:`~sklearn_certify.ensemble.DPSGDStep`, the same algorithm): every step uses
+    every row (no subsampling), clips each row's gradient to ``max_grad_norm``, adds Gaussian
+    noise of standard deviation ``noise_multiplier * max_grad_norm`` drawn for the member
+    alone, and divides by the fixed ``expected_batch_size``. The net's ``max_epochs`` is the number
     of steps. Opacus's accountant turns ``(noise_multiplier, steps)`` into the members'
     ``(epsilon_, delta_)``: each member's training is an ``(epsilon, delta)``-DP function of
     the training set, for datasets that differ by one inserted or deleted row.
@@ -180,18 +182,28 @@ class DPVoteClassifier(BaseVoteEnsemble):
         )
 
     def _member_estimator(self, X, y_encoded):
-        """The estimator as a DP-SGD member: every row in every step, the fixed divisor."""
+        """The estimator as a DP-SGD member: every row in every step, the fixed divisor.
+
+        With ``engine="loop"`` each member is trained by Opacus itself
+        (:class:`OpacusNeuralNetClassifier`); otherwise the vectorized engine runs
+        :class:`~sklearn_certify.ensemble.DPSGDStep` (the same algorithm, its noise keyed
+        by the member).
+        """
         params = self.estimator.get_params(deep=False)
         for name in ("training_step", "augment", "member_key"):
             params.pop(name, None)
-        params.update(
-            batch_size=X.shape[0],
-            iterator_train__shuffle=False,
-            training_step=DPSGDStep(
-                self.max_grad_norm_, self.noise_multiplier_, self.expected_batch_size_
-            ),
-        )
-        return clone(CertifiedNeuralNetClassifier(**params))
+        params.update(batch_size=X.shape[0], iterator_train__shuffle=False)
+        if self.engine == "loop":
+            return clone(
+                OpacusNeuralNetClassifier(
+                    **params,
+                    noise_multiplier=self.noise_multiplier_,
+                    max_grad_norm=self.max_grad_norm_,
+                    expected_batch_size=self.expected_batch_size_,
+                )
+            )
+        step = DPSGDStep(self.max_grad_norm_, self.noise_multiplier_, self.expected_batch_size_)
+        return clone(CertifiedNeuralNetClassifier(**params, training_step=step))
 
     def _member_plan(self, X, y_encoded) -> MemberPlan:
         return MemberPlan(ALL_ROWS, member_ids=np.arange(self.n_estimators))
