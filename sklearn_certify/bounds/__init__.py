@@ -17,6 +17,7 @@ from sklearn_certify.bounds._fa import (
     fa_shifts,
     fa_vote_counts,
 )
+from sklearn_certify.bounds._mixed import mixed_radius_frontier, mixed_rows_frontier
 from sklearn_certify.bounds._runoff import fa_runoff_radius, runoff_predict, runoff_radius
 from sklearn_certify.bounds._smoothing import (
     clopper_pearson_lower,
@@ -67,6 +68,8 @@ __all__ = [
     "hoeffding_vote_bounds",
     "l2_radius_per_sample",
     "linf_to_l2",
+    "mixed_radius_frontier",
+    "mixed_rows_frontier",
     "plurality_vote",
     "rab_eval_certify",
     "rab_radius",
