@@ -253,3 +253,7 @@ plt.show()
 # noise, the part of the step that makes it private, is what cost certified accuracy. The
 # clipped fits took 3 to 4.5 times as long as plain SGD's in our runs (the ``fit (s)``
 # column), since every row's gradient is computed on its own.
+#
+# ``benchmarks/bench_backdoor_lenses.py`` runs these comparisons with more poisons (up to
+# 400 inserted and all 133 training zeros replaced), more members and partitions, a
+# second ``sigma`` and MLP members; its tables are in :doc:`/benchmarks`.
