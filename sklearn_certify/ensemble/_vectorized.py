@@ -257,7 +257,9 @@ def train_chunk(
         row_loss = row_loss._replace(
             class_weight=row_loss.class_weight.to(dtype=store.X.dtype, device=device)
         )
-    keys, epoch_of = _slot_keys(positions, member_ids, slots, chunk_size, seed, config, device)
+    keys = epoch_of = None
+    if config.augment is not None or config.custom_gradients:  # keyed draws: the member's key
+        keys, epoch_of = _slot_keys(positions, member_ids, slots, chunk_size, seed, config, device)
     slot_view_args = None
     if view is not None:
         slot_view_args = _slot_view_args(member_ids, slots, chunk_size, seed, device)
