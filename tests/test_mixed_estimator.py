@@ -9,6 +9,7 @@ l2 budget DPA's radius; validity at level alpha where the truth is known; a mixe
 (faint backdoor trigger on many rows plus inserted rows) inside the frontier.
 """
 
+import pickle
 import warnings
 
 import numpy as np
@@ -153,10 +154,11 @@ def test_inserted_and_deleted_rows_change_only_their_own_partition(digits17):
 
 
 # ------------------------------------------------------------------ the certificate
-@pytest.mark.parametrize("bound", ["clopper-pearson", "simultaneous"])
+@pytest.mark.parametrize("bound", ["clopper-pearson", "simultaneous", "hoeffding"])
 def test_partition_certificates_are_member_vote_bounds_at_alpha_over_k(digits17, bound):
     X, y, X_test, _ = digits17
-    k, N, alpha, sigma = 4, 10, 0.05, 0.5
+    k, alpha, sigma = 4, 0.05, 0.5
+    N = 60 if bound == "hoeffding" else 10  # Hoeffding needs more members to separate
     clf = PartitionedRABClassifier(
         LogisticRegression(),
         n_partitions=k,
@@ -164,15 +166,21 @@ def test_partition_certificates_are_member_vote_bounds_at_alpha_over_k(digits17,
         sigma=sigma,
         alpha=alpha,
         bound=bound,
+        n_select=1,
         rows=(0, 1, 2),
         random_state=0,
     ).fit(X, y)
     votes = _class_indices(clf, X_test).reshape(len(X_test) * k, N)
+    proba = clf.member_scores(X_test).reshape(len(X_test) * k, N, 2)  # LR: predict_proba
     if bound == "simultaneous":
         vote_bounds = bounds.simultaneous_vote_bounds(
             bounds.fa_vote_counts(votes, 2), alpha / k, n_draws=N
         )
-    else:  # one member of each partition selects (ceil(N / 10)), the other nine estimate
+    elif bound == "hoeffding":  # mean probabilities of the selection and estimation members
+        vote_bounds = bounds.hoeffding_vote_bounds(
+            proba[:, :1].mean(axis=1), proba[:, 1:].mean(axis=1), N - 1, alpha / k
+        )
+    else:  # the first member of each partition selects, the others estimate
         vote_bounds = bounds.cohen_vote_bounds(
             bounds.fa_vote_counts(votes[:, :1], 2),
             bounds.fa_vote_counts(votes[:, 1:], 2),
@@ -383,6 +391,27 @@ def test_predict_is_the_plurality_of_partition_votes(digits17):
     shares = bounds.fa_vote_counts(top, 2) / k
     np.testing.assert_allclose(clf.predict_proba(X_test), shares)
     np.testing.assert_array_equal(clf.predict(X_test), clf.classes_[np.argmax(shares, axis=1)])
+
+
+def test_hoeffding_partitions_vote_by_their_mean_probability(digits17):
+    X, y, X_test, _ = digits17
+    k, N = 3, 4
+    clf = PartitionedRABClassifier(
+        LogisticRegression(), n_partitions=k, n_estimators=N, bound="hoeffding", random_state=0
+    ).fit(X, y)
+    proba = clf.member_scores(X_test).reshape(len(X_test), k, N, 2).mean(axis=2)
+    shares = bounds.fa_vote_counts(np.argmax(proba, axis=2), 2) / k
+    np.testing.assert_allclose(clf.predict_proba(X_test), shares)
+
+
+def test_pickle_round_trip_keeps_the_frontier(digits17):
+    X, y, X_test, _ = digits17
+    clf = PartitionedRABClassifier(
+        LogisticRegression(), n_partitions=3, n_estimators=4, rows=(0, 1), random_state=0
+    ).fit(X, y)
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(again.frontier(X_test).eps, clf.frontier(X_test).eps)
+    np.testing.assert_array_equal(again.member_rows_[5], clf.member_rows_[5])
 
 
 # ------------------------------------------------------------------ fitted state and bad input
