@@ -5,7 +5,11 @@ from importlib.metadata import PackageNotFoundError, version
 from sklearn_certify._audit import certify_to_file, data_digest
 from sklearn_certify._certificate import Certificate
 from sklearn_certify._pipeline import UnsoundPipelineWarning, certify
-from sklearn_certify.partition import CertifiedBaggingClassifier, DPAClassifier
+from sklearn_certify.partition import (
+    CertifiedBaggingClassifier,
+    DPAClassifier,
+    PartitionedRABClassifier,
+)
 from sklearn_certify.privacy import DPVoteClassifier
 from sklearn_certify.smoothing import (
     DenoisedSmoothingClassifier,
@@ -24,6 +28,7 @@ __all__ = [
     "DPAClassifier",
     "DPVoteClassifier",
     "DenoisedSmoothingClassifier",
+    "PartitionedRABClassifier",
     "RABClassifier",
     "RandomizedSmoothingClassifier",
     "UnsoundPipelineWarning",

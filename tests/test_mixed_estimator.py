@@ -475,3 +475,16 @@ def test_sklearn_compatible(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         check(estimator)
+
+
+def test_evaluate_under_attack_refuses_the_frontier_certificate(digits17):
+    from sklearn.linear_model import LogisticRegression
+
+    from sklearn_certify.attacks import BackdoorAttack, evaluate_under_attack
+
+    X, y, X_test, y_test = digits17
+    clf = PartitionedRABClassifier(LogisticRegression(max_iter=100), random_state=0)
+    with pytest.raises(ValueError, match="frontier of \\(rows, l2\\) budgets"):
+        evaluate_under_attack(
+            clf, BackdoorAttack(random_state=0), X, y, X_test[:5], y_test[:5], budgets=[0]
+        )

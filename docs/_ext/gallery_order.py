@@ -15,6 +15,7 @@ EXAMPLE_ORDER = (
     "plot_rab_digits.py",
     "plot_denoised_digits.py",
     "plot_cohen_digits.py",
+    "plot_mixed_frontier.py",
     "plot_seed_backdoor_dpa_rab.py",
     "plot_clean_label_denoising.py",
     "plot_attack_partition_insertion.py",

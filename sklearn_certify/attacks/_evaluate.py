@@ -58,11 +58,19 @@ class _Smoothing:
 def _smoothing(estimator) -> _Smoothing | None:
     """The vote model of a probabilistic certificate, None for a deterministic one."""
     from sklearn_certify.ensemble import BaseVoteEnsemble
+    from sklearn_certify.partition import PartitionedRABClassifier
     from sklearn_certify.smoothing import RandomizedSmoothingClassifier
 
     params = estimator.get_params(deep=False)
     if "alpha" not in params:
         return None
+    if isinstance(estimator, PartitionedRABClassifier):
+        raise ValueError(
+            "PartitionedRABClassifier certifies a frontier of (rows, l2) budgets, one vote per "
+            "partition at level alpha / k; evaluate_under_attack measures one budget against "
+            "one vote and cannot hold it to that certificate. Evaluate it with its frontier "
+            "(see the user guide's mixed certificate page)."
+        )
     if isinstance(estimator, BaseVoteEnsemble):
         rule = "mean" if params["bound"] == "hoeffding" else "votes"
         n_votes = params["n_estimators"]
