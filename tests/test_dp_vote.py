@@ -238,3 +238,32 @@ def test_loop_engine_members_are_opacus_trained(digits, fitted):
     assert loop.epsilon_ == fitted.epsilon_
     a, b = loop.certify(X_test), fitted.certify(X_test)
     assert (a.prediction == b.prediction).mean() >= 0.9  # other noise draws, the same learner
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
+def test_any_ensemble_reports_its_dp_members_privacy_or_says_why_not(digits, fitted):
+    from sklearn_certify import DPAClassifier, RABClassifier
+    from sklearn_certify.privacy import member_privacy
+
+    X, y, _, _ = digits
+    assert member_privacy(fitted, 1e-5) == (pytest.approx(fitted.epsilon_, rel=1e-12), 1e-5)
+    step = DPSGDStep(1.0, 20.0, expected_batch_size=100)
+    full = CertifiedNeuralNetClassifier(
+        SmallMLP,
+        module__n_out=2,
+        criterion=torch.nn.CrossEntropyLoss,
+        max_epochs=4,
+        lr=1.0,
+        batch_size=len(X),
+        training_step=step,
+    )
+    dpa = DPAClassifier(full, n_partitions=4, random_state=0).fit(X, y)
+    assert member_privacy(dpa, 1e-5)[0] == pytest.approx(dp_sgd_epsilon(20.0, 1.0, 4, 1e-5))
+    shuffled = RABClassifier(
+        full.set_params(batch_size=32), n_estimators=3, sigma=0.5, alpha=0.5, random_state=0
+    ).fit(X, y)
+    with pytest.raises(ValueError, match="shuffled mini-batches are not a sampling"):
+        member_privacy(shuffled, 1e-5)
+    plain = RABClassifier(_net(max_epochs=1), n_estimators=3, alpha=0.5, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="not trained with DP-SGD"):
+        member_privacy(plain, 1e-5)

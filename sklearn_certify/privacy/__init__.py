@@ -5,8 +5,14 @@ Opacus (:func:`dp_sgd_epsilon`), and certifies the vote against inserted and del
 through group privacy (:func:`sklearn_certify.bounds.dp_group_radius`).
 """
 
-from sklearn_certify.privacy._accounting import ACCOUNTANTS, dp_sgd_epsilon
+from sklearn_certify.privacy._accounting import ACCOUNTANTS, dp_sgd_epsilon, member_privacy
 from sklearn_certify.privacy._estimator import DPVoteClassifier
 from sklearn_certify.privacy._opacus_net import OpacusNeuralNetClassifier
 
-__all__ = ["ACCOUNTANTS", "DPVoteClassifier", "OpacusNeuralNetClassifier", "dp_sgd_epsilon"]
+__all__ = [
+    "ACCOUNTANTS",
+    "DPVoteClassifier",
+    "OpacusNeuralNetClassifier",
+    "dp_sgd_epsilon",
+    "member_privacy",
+]
