@@ -76,8 +76,9 @@ def row_loss_of(net) -> RowLoss:
     kwargs = net.get_params_for("criterion")
     if isinstance(crit, torch.nn.Module):
         raise ValueError(
-            f"criterion is the instance {crit!r}; pass the class instead, e.g. "
-            f"criterion=torch.nn.{type(crit).__name__} (settings as criterion__<name>=...)"
+            f"criterion is the instance {crit!r}; a member's step written row by row needs "
+            f"the class, e.g. criterion=torch.nn.{type(crit).__name__} (settings as "
+            "criterion__<name>=...)"
         )
     if crit not in (torch.nn.CrossEntropyLoss, torch.nn.NLLLoss):
         raise ValueError(
