@@ -100,7 +100,6 @@ class NetConfig:
             self.row_loss = row_loss_of(net)
         except ValueError as exc:
             raise Unsupported(str(exc)) from exc
-        self.class_weight = self.row_loss.class_weight
 
         # optimizer
         opt = net.optimizer
