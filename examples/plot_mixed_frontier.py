@@ -10,7 +10,7 @@ under its content hash, which moves a nudged row to another partition); RAB
 (:class:`~sklearn_certify.RABClassifier`) bounds the l2 norm of the nudges, but one inserted
 row voids it.
 
-:class:`~sklearn_certify.partition.PartitionedRABClassifier` does both: it partitions the
+:class:`~sklearn_certify.PartitionedRABClassifier` does both: it partitions the
 training rows by a trusted row key (so a nudged row stays in its partition), trains RAB
 members inside each partition, certifies each partition's vote with an l2 radius at level
 ``alpha / k`` and certifies the plurality with a *frontier*: for ``r`` inserted or deleted

@@ -684,7 +684,7 @@ def certify_to_file(
     X_train=None,
     y_train=None,
 ) -> Certificate:
-    """Certify rows ``start .. stop - 1`` of ``X`` chunk by chunk into a CSV file that resumes.
+    """Certify the rows of ``X`` from ``start`` to ``stop`` chunk by chunk into a resumable CSV.
 
     Each chunk of ``chunk_size`` rows is certified with ``estimator.certify`` and
     appended to ``path`` (flushed to disk) before the next one starts, its
@@ -692,7 +692,7 @@ def certify_to_file(
     holds the first rows of the slice, written by an earlier call with the same
     fitted estimator, training data and ``start`` (an interrupted run, or a
     smaller ``stop``), those rows are kept and certification continues after
-    them. The metadata file next to the table (:func:`metadata_path`) is written
+    them. The metadata file next to the table (``metadata_path``) is written
     by every call; its ``rows`` entry is ``[start, stop]`` and its
     ``test_digest`` the digest of ``X[start:stop]``, so a file is complete when
     it holds ``stop - start`` rows.

@@ -180,14 +180,14 @@ class KeyedDraws:
 
 
 def keyed_draws(seed: int, start: int, stop: int, row_shape, *, dtype=None, device=None):
-    """Standard normal draws ``start .. stop - 1`` keyed by ``seed``, shape ``(n, *row_shape)``.
+    """Consecutive standard normal draws keyed by ``seed``, from ``start`` up to ``stop``.
 
     Draw ``i`` is row ``i % B`` of block ``i // B`` (``B = draw_block_size(numel)``), and a
     block is ``torch.randn((B, *row_shape))`` from a generator on ``device`` seeded with a
     SplitMix64 hash of ``(seed, block)``. So draw ``i`` is the same whatever range it is asked
     with, on a given kind of device: CPU generators (Mersenne Twister) and CUDA generators
     (Philox) give different, equally valid, draws. The draws are made in float32 and cast to
-    ``dtype``, so float32 and float64 callers add the same noise. :class:`KeyedDraws` reads
+    ``dtype``, so float32 and float64 callers add the same noise. ``KeyedDraws`` reads
     them batch by batch.
 
     Parameters
@@ -205,7 +205,8 @@ def keyed_draws(seed: int, start: int, stop: int, row_shape, *, dtype=None, devi
 
     Returns
     -------
-    draws : torch.Tensor of shape (stop - start, *row_shape)
+    draws : torch.Tensor
+        Shape ``(stop - start, *row_shape)``.
 
     Examples
     --------

@@ -13,7 +13,7 @@ stream. The member key and the epoch are hashed into one 63-bit seed per purpose
 tells the crop-and-flip seed from the noise seed), and that seed and the row id are hashed
 with the counter-based PCG hash of :mod:`sklearn_certify.smoothing._noise` into the row's
 words. The crop offsets and the flip bit are read from those words under three further
-salts, and the noise is :func:`~sklearn_certify.smoothing._noise.keyed_normal` under the
+salts, and the noise is :func:`~~sklearn_certify.smoothing.keyed_normal` under the
 noise seed. Every step is integer arithmetic on int64 tensors, elementwise over
 ``(M, W)``, so a row's draws are a function of ``(key, row id, epoch)`` alone and are the same
 on CPU and GPU.
@@ -73,7 +73,7 @@ class KeyedAugmentation:
     2. flipped left-right with probability 1/2 (``flip=True``), after the crop;
     3. shifted by ``noise_std`` times standard normal noise, one draw per element
        (``noise_std > 0``), keyed by (key, epoch) and row through
-       :func:`~sklearn_certify.smoothing._noise.keyed_normal`.
+       :func:`~~sklearn_certify.smoothing.keyed_normal`.
 
     The crop offsets, the flip bit and the noise use distinct salts of the hash, so they are
     independent of one another. :meth:`draws` returns the offsets and flip bits a call uses.

@@ -119,7 +119,7 @@ class PartitionRankNoiseView(GaussianNoiseView):
 
 @dataclass(frozen=True)
 class PartitionFrontier:
-    """The certified frontier of a :class:`PartitionedRABClassifier` on some test rows.
+    """The certified frontier of a :class:`~sklearn_certify.PartitionedRABClassifier`.
 
     ``eps[i, t]`` is the largest l2 budget such that no poisoning that inserts or deletes
     ``rows[t]`` training rows *and* perturbs training features by a total l2 norm
@@ -191,11 +191,12 @@ class PartitionedRABClassifier(BaseSmoothingEnsemble):
 
     1. splits the training rows into ``n_partitions`` partitions by a **trusted row key**
        (``fit(X, y, row_key=...)``): partition ``j`` holds the rows whose keyed hash
-       (:func:`partition_of_keys`, keyed by ``seed_``) is ``j``, sorted by key;
+       (:func:`~sklearn_certify.partition.partition_of_keys`, keyed by ``seed_``) is
+       ``j``, sorted by key;
     2. trains ``n_estimators`` members on each partition, member ``m`` of partition ``j``
        (member id ``j * n_estimators + m``) on its own noisy copy of the partition's rows:
        Gaussian noise of standard deviation ``sigma`` keyed by the member's seed and the
-       row's rank in the partition (:class:`PartitionRankNoiseView`);
+       row's rank in the partition (``PartitionRankNoiseView``);
     3. certifies each partition's smoothed vote (the statistic ``bound`` on its
        ``n_estimators`` members at level ``alpha / n_partitions``, so that all partitions'
        bounds hold together with probability at least ``1 - alpha``): its class, or ``-1``

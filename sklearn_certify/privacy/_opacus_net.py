@@ -10,8 +10,8 @@ __all__ = ["OpacusNeuralNetClassifier"]
 class OpacusNeuralNetClassifier(NeuralNetClassifier):
     """skorch's ``NeuralNetClassifier`` whose optimizer steps are Opacus's DP-SGD.
 
-    Training runs the module through :class:`opacus.GradSampleModule`, which records every
-    row's gradient, and wraps the optimizer in :class:`opacus.optimizers.DPOptimizer`, which
+    Training runs the module through ``opacus.GradSampleModule``, which records every
+    row's gradient, and wraps the optimizer in ``opacus.optimizers.DPOptimizer``, which
     clips each row's gradient to ``max_grad_norm``, adds Gaussian noise of standard deviation
     ``noise_multiplier * max_grad_norm`` (from torch's generator) and divides by
     ``expected_batch_size`` before the optimizer's own step. Prediction uses the plain module,

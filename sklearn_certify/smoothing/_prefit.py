@@ -11,7 +11,7 @@ def frozen_module(module, classes, *, device=None):
     The module becomes an initialised skorch ``NeuralNetClassifier`` (its weights are used
     as they are: skorch keeps a module instance it is given), wrapped in
     :class:`sklearn.frozen.FrozenEstimator`, so that
-    :class:`~sklearn_certify.smoothing.RandomizedSmoothingClassifier` scores it on its device
+    :class:`~sklearn_certify.RandomizedSmoothingClassifier` scores it on its device
     and ``fit`` trains nothing.
 
     Parameters
