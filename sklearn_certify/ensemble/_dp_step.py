@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from sklearn_certify._validation import check_positive
+from sklearn_certify._validation import check_positive, check_scalar_int
 from sklearn_certify.ensemble._step import TrainingStep
 
 __all__ = ["DPSGDStep"]
@@ -114,15 +114,11 @@ class DPSGDStep(TrainingStep):
     ):
         self.max_grad_norm = check_positive("max_grad_norm", max_grad_norm)
         self.noise_multiplier = _check_non_negative("noise_multiplier", noise_multiplier)
-        if expected_batch_size is not None and (
-            isinstance(expected_batch_size, bool)
-            or not isinstance(expected_batch_size, numbers.Integral)
-            or expected_batch_size < 1
-        ):
-            raise ValueError(
-                f"expected_batch_size must be a positive int or None, got {expected_batch_size!r}."
-            )
-        self.expected_batch_size = None if expected_batch_size is None else int(expected_batch_size)
+        self.expected_batch_size = (
+            None
+            if expected_batch_size is None
+            else check_scalar_int("expected_batch_size", expected_batch_size, min_value=1)
+        )
 
     def gradients(self, loss_of, params: dict, batch, key, step) -> tuple:
         """DP-SGD's gradients of one step and the mean loss of the batch's real rows.

@@ -54,21 +54,17 @@ def dp_sgd_epsilon(
     >>> dp_sgd_epsilon(5.0, 1.0, 10, 1e-5) > dp_sgd_epsilon(5.0, 0.1, 10, 1e-5)
     True
     """
-    import math
+    import warnings
+
+    from sklearn_certify._validation import check_open_unit, check_positive, check_scalar_int
 
     if accountant not in ACCOUNTANTS:
         raise ValueError(f"accountant must be one of {ACCOUNTANTS}, got {accountant!r}.")
-    if not (math.isfinite(noise_multiplier) and noise_multiplier > 0):
-        raise ValueError(
-            f"noise_multiplier must be > 0 for a privacy guarantee, got {noise_multiplier}."
-        )
-    if not 0 < sample_rate <= 1:
+    noise_multiplier = check_positive("noise_multiplier", noise_multiplier)
+    if not 0 < check_positive("sample_rate", sample_rate) <= 1:
         raise ValueError(f"sample_rate must be in (0, 1], got {sample_rate}.")
-    if int(steps) != steps or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps}.")
-    if not 0 < delta < 1:
-        raise ValueError(f"delta must be in (0, 1), got {delta}.")
-    import warnings
+    steps = check_scalar_int("steps", steps, min_value=1)
+    delta = check_open_unit("delta", delta)
 
     import numpy as np
     from opacus.accountants import PRVAccountant, RDPAccountant
