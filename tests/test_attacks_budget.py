@@ -61,7 +61,14 @@ def _check_accounting(res: PoisonResult, X, y, budget, unit):
     assert np.array_equal(res.y[unchanged], y[res.source[unchanged]])
     for unit_ in COST_UNITS:  # every unit is measured or refused, never guessed
         cost = res.cost(unit_)
-        assert cost is None or cost >= 0
+        assert cost is None or np.all(np.asarray(cost) >= 0)
+    # the keyed pair: rows moved or relabeled, and the l2 norm of the other kept rows' nudges
+    rows, l2 = res.cost("rows+l2")
+    nudged = np.setdiff1d(res.changed, res.relabeled)
+    where = np.flatnonzero(np.isin(res.source, nudged))
+    delta = res.X[where].astype(float) - X[res.source[where]]
+    assert rows == res.added.size + res.removed.size + res.relabeled.size
+    assert l2 == pytest.approx(np.linalg.norm(delta), rel=1e-12, abs=1e-12)
 
 
 @PROPERTY
@@ -185,7 +192,7 @@ def test_zero_budget_poisons_nothing(dpa, attack):
     target = {"target": X_SMALL[0], "model": dpa["general1"]} if attack.per_target else {}
     res = attack.poison(X_SMALL, y, 0, **target)
     assert res.is_clean and np.array_equal(res.X, X_SMALL) and np.array_equal(res.y, y)
-    assert all(res.cost(unit) == 0 for unit in COST_UNITS)
+    assert all(np.all(np.asarray(res.cost(unit)) == 0) for unit in COST_UNITS)
 
 
 # ---------------------------------------------------------------- reproducibility

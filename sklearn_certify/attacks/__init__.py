@@ -19,6 +19,8 @@ their level ``alpha`` allows).
   point, within exact per-row l_inf and l2 budgets.
 * :class:`StealthyRadiusAttack`: clean-label poisoning of one class that shrinks its
   certified radius under test-time randomized smoothing.
+* :class:`MixedAttack`: faint feature changes on many rows plus a few arbitrary rows, one
+  budget ``(rows, l2)`` (the unit of :class:`~sklearn_certify.PartitionedRABClassifier`).
 * :class:`ARTPoisoningAttack`: any poisoning attack of IBM's Adversarial Robustness
   Toolbox (an optional dependency), with an exact budget of rows.
 """
@@ -33,6 +35,7 @@ from sklearn_certify.attacks._evaluate import (
 )
 from sklearn_certify.attacks._feature_collision import FeatureCollisionAttack, project_rows
 from sklearn_certify.attacks._label_flip import LabelFlipAttack
+from sklearn_certify.attacks._mixed import MixedAttack
 from sklearn_certify.attacks._partition_insertion import PartitionInsertionAttack
 from sklearn_certify.attacks._sphere_slab import SphereSlabAttack
 from sklearn_certify.attacks._stealthy import StealthyRadiusAttack
@@ -46,6 +49,7 @@ __all__ = [
     "CertificateViolationWarning",
     "FeatureCollisionAttack",
     "LabelFlipAttack",
+    "MixedAttack",
     "PartitionInsertionAttack",
     "PoisonResult",
     "PoisoningAttack",

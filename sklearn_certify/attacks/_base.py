@@ -24,8 +24,13 @@ __all__ = ["CHANGES", "COST_UNITS", "PoisonResult", "PoisoningAttack"]
 #: or changed); ``"samples"``: inserted plus deleted rows, a changed row counting as one
 #: deletion and one insertion (DPA's unit); ``"label_flips"``: rows whose label alone changed
 #: (SS-DPA's unit); ``"l2"``: l2 norm of the whole feature perturbation (RAB's unit);
-#: ``"linf"``: largest l_inf change of one row.
-COST_UNITS = ("rows", "samples", "label_flips", "l2", "linf")
+#: ``"linf"``: largest l_inf change of one row; ``"rows+l2"``: the pair ``(rows, l2)`` of a
+#: certificate partitioned by a trusted row key (inserted, deleted and relabeled rows, and
+#: the l2 norm of the other rows' feature changes).
+COST_UNITS = ("rows", "samples", "label_flips", "l2", "linf", "rows+l2")
+
+#: The unit whose costs and budgets are pairs ``(rows, l2)``.
+PAIR_UNIT = "rows+l2"
 
 #: Units counted in whole rows, whose budgets are integers.
 INTEGER_UNITS = ("rows", "samples", "label_flips")
@@ -203,19 +208,24 @@ class PoisonResult:
 
         Parameters
         ----------
-        unit : {"rows", "samples", "label_flips", "l2", "linf"}
+        unit : {"rows", "samples", "label_flips", "l2", "linf", "rows+l2"}
             ``"rows"``: inserted + deleted + changed rows. ``"samples"``: inserted +
             deleted rows, a changed row counting twice (deleted, then inserted): the size of
             the symmetric difference DPA certifies. ``"label_flips"``: rows whose label
             changed, defined only when nothing else changed. ``"l2"``: the l2 norm of the
             whole feature perturbation, ``sqrt(sum_i ||delta_i||^2)``, and ``"linf"``: the
             largest ``||delta_i||_inf``, both defined only when no row was inserted or
-            deleted and no label changed.
+            deleted and no label changed. ``"rows+l2"``: the pair ``(rows, l2)`` a
+            certificate partitioned by a trusted row key counts (a kept row stays in its
+            partition): ``rows`` = inserted + deleted + relabeled rows (a relabeled row may
+            change any way, as one arbitrary row), ``l2`` = the l2 norm of the feature
+            changes of the other kept rows; defined for every poisoning.
 
         Returns
         -------
-        int, float or None
-            Integers for the row counts, floats for the norms, None where undefined.
+        int, float, tuple (int, float) or None
+            Integers for the row counts, floats for the norms, a pair for ``"rows+l2"``,
+            None where undefined.
         """
         if unit not in COST_UNITS:
             raise ValueError(f"unit must be one of {COST_UNITS}, got {unit!r}.")
@@ -230,6 +240,10 @@ class PoisonResult:
             return int(self.relabeled.size)
         if unit == "l2":
             return float(np.sqrt(np.sum(self.feature_l2**2)))
+        if unit == PAIR_UNIT:
+            nudged = ~np.isin(self.changed, self.relabeled)
+            l2 = float(np.sqrt(np.sum(self.feature_l2[nudged] ** 2)))
+            return n_moved + int(self.relabeled.size), l2
         return float(self.feature_linf.max(initial=0.0))
 
     @property
@@ -325,7 +339,19 @@ def check_training_set(X, y) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_budget(budget, unit: str):
-    """The budget as an int (row units) or a float (norms), non-negative and finite."""
+    """The budget as an int (row units), a float (norms) or a pair ``(int, float)``.
+
+    Non-negative and finite; ``"rows+l2"`` budgets are pairs ``(rows, l2)``.
+    """
+    if unit == PAIR_UNIT:
+        if isinstance(budget, np.ndarray):
+            budget = tuple(budget.tolist())
+        if not isinstance(budget, (tuple, list)) or len(budget) != 2:
+            raise TypeError(
+                f"a {unit} budget is a pair (rows, l2), e.g. (2, 0.5), got {budget!r}."
+            )
+        rows, l2 = (b.item() if isinstance(b, np.generic) else b for b in budget)
+        return check_budget(rows, "rows"), check_budget(l2, "l2")
     if unit in INTEGER_UNITS:
         if isinstance(budget, (bool, np.bool_)) or not isinstance(budget, numbers.Integral):
             raise TypeError(f"budget counts {unit} and must be an integer, got {budget!r}.")
@@ -473,7 +499,7 @@ class PoisoningAttack(BaseEstimator, metaclass=ABCMeta):
         X, y = check_training_set(X, y)
         budget = check_budget(budget, self.unit)
         target = self._checked_target(X, target)
-        rng = check_random_state(self.random_state)
+        rng = check_random_state(getattr(self, "random_state", None))
         return self._poison(X, y, budget, model=model, target=target, rng=rng)
 
     @abstractmethod

@@ -10,10 +10,16 @@ from scipy import stats
 from sklearn.base import clone
 
 from sklearn_certify.attacks._base import (
+    PAIR_UNIT,
     PoisoningAttack,
     check_budget,
     check_training_set,
     measures,
+)
+from sklearn_certify.attacks._frontier import (
+    FrontierCheck,
+    clean_row_key,
+    poisoned_row_key,
 )
 from sklearn_certify.bounds import bagging_kept_probability
 
@@ -58,19 +64,11 @@ class _Smoothing:
 def _smoothing(estimator) -> _Smoothing | None:
     """The vote model of a probabilistic certificate, None for a deterministic one."""
     from sklearn_certify.ensemble import BaseVoteEnsemble
-    from sklearn_certify.partition import PartitionedRABClassifier
     from sklearn_certify.smoothing import RandomizedSmoothingClassifier
 
     params = estimator.get_params(deep=False)
     if "alpha" not in params:
         return None
-    if isinstance(estimator, PartitionedRABClassifier):
-        raise ValueError(
-            "PartitionedRABClassifier certifies a frontier of (rows, l2) budgets, one vote per "
-            "partition at level alpha / k; evaluate_under_attack measures one budget against "
-            "one vote and cannot hold it to that certificate. Evaluate it with its frontier "
-            "(see the user guide's mixed certificate page)."
-        )
     if isinstance(estimator, BaseVoteEnsemble):
         rule = "mean" if params["bound"] == "hoeffding" else "votes"
         n_votes = params["n_estimators"]
@@ -81,7 +79,8 @@ def _smoothing(estimator) -> _Smoothing | None:
             f"{type(estimator).__name__} certificates hold with probability 1 - alpha, and "
             "evaluate_under_attack can bound the certified changes such a certificate allows "
             "for the vote-certified ensembles (RABClassifier, DenoisedSmoothingClassifier, "
-            "CertifiedBaggingClassifier) and RandomizedSmoothingClassifier only."
+            "CertifiedBaggingClassifier, PartitionedRABClassifier) and "
+            "RandomizedSmoothingClassifier only."
         )
     sigma = float(params["sigma"]) if "sigma" in params else None
     return _Smoothing(float(params["alpha"]), sigma, int(n_votes), rule)
@@ -129,22 +128,32 @@ def _check_test_set(X, X_test, y_test) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _check_budgets(budgets, unit: str) -> list:
-    values = np.asarray(budgets, dtype=object).reshape(-1) if np.ndim(budgets) else [budgets]
+    if unit == PAIR_UNIT:  # one pair (rows, l2), or a sequence of pairs
+        sequence = isinstance(budgets, (tuple, list, np.ndarray))
+        one = sequence and len(budgets) == 2 and all(np.ndim(b) == 0 for b in budgets)
+        values = [budgets] if one or not sequence else list(budgets)
+    else:
+        values = np.asarray(budgets, dtype=object).reshape(-1) if np.ndim(budgets) else [budgets]
     if len(values) == 0:
         raise ValueError("budgets must hold at least one budget.")
     try:
-        return [check_budget(b.item() if hasattr(b, "item") else b, unit) for b in values]
+        return [
+            check_budget(b.item() if np.ndim(b) == 0 and hasattr(b, "item") else b, unit)
+            for b in values
+        ]
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"budgets: {exc}") from exc
 
 
 def _radius_unit(estimator) -> str | None:
     """What the estimator's radius counts, known before training (None when it does not say)."""
-    from sklearn_certify.partition import DPAClassifier
+    from sklearn_certify.partition import DPAClassifier, PartitionedRABClassifier
     from sklearn_certify.smoothing import RandomizedSmoothingClassifier
 
     if isinstance(estimator, RandomizedSmoothingClassifier):
         return "input_l2"
+    if isinstance(estimator, PartitionedRABClassifier):
+        return PAIR_UNIT
     if isinstance(estimator, DPAClassifier):
         label_flip = estimator.get_params(deep=False)["threat_model"] == "label_flip"
         return "label_flips" if label_flip else "samples"
@@ -163,7 +172,7 @@ _CHANGE_WORDS = {
 def _check_threat_model(estimator, attack, budgets: list) -> None:
     """Refuse positive budgets whose poisoning the certificate cannot measure."""
     unit = _radius_unit(estimator)
-    positive = [b for b in budgets if b > 0]
+    positive = [b for b in budgets if np.any(np.asarray(b) > 0)]
     if unit is None or not positive:
         return
     if unit == "input_l2":
@@ -183,8 +192,13 @@ def _check_threat_model(estimator, attack, budgets: list) -> None:
 
 
 def _check_budgets_fit(attack, X, y, X_eval, budgets: list) -> None:
-    """Refuse a budget the attack cannot spend on ``(X, y)`` (per evaluated test point)."""
-    largest = max(budgets)
+    """Refuse a budget the attack cannot spend on ``(X, y)`` (per evaluated test point).
+
+    Pairs ``(rows, l2)`` are checked at the largest of each part.
+    """
+    largest = (
+        tuple(map(max, zip(*budgets, strict=True))) if attack.unit == PAIR_UNIT else max(budgets)
+    )
     if not attack.per_target:
         attack.validate_budget(X, y, largest)
         return
@@ -195,16 +209,18 @@ def _check_budgets_fit(attack, X, y, X_eval, budgets: list) -> None:
             raise type(exc)(f"Against evaluated test point {i}: {exc}") from exc
 
 
-def _checked(estimator, attack, X, y, X_test, y_test, budgets):
+def _checked(estimator, attack, X, y, X_test, y_test, budgets, row_key=None):
     """Every check made before training, and the checked arrays.
 
-    Returns ``(smoothing, X, y, X_test, y_test, budgets, rows, X_eval)``: the vote model,
-    the data, the budgets, the evaluated test rows and their attacked inputs.
+    Returns ``(smoothing, X, y, X_test, y_test, budgets, rows, X_eval, row_key)``: the vote
+    model, the data, the budgets, the evaluated test rows and their attacked inputs, and
+    the clean rows' trusted keys (None for an estimator that takes none).
     """
     if not isinstance(attack, PoisoningAttack):
         raise TypeError(f"attack must be a PoisoningAttack, got {type(attack).__name__}.")
     smoothing = _check_estimator(estimator)
     X, y = check_training_set(X, y)
+    row_key = clean_row_key(estimator, row_key, X.shape[0])
     X_test, y_test = _check_test_set(X, X_test, y_test)
     budgets = _check_budgets(budgets, attack.unit)
     rows = attack.evaluation_rows(y_test)
@@ -217,10 +233,12 @@ def _checked(estimator, attack, X, y, X_test, y_test, budgets):
     attack.validate_estimator(estimator)
     _check_threat_model(estimator, attack, budgets)
     _check_budgets_fit(attack, X, y, X_eval, budgets)
-    return smoothing, X, y, X_test, y_test, budgets, rows, X_eval
+    return smoothing, X, y, X_test, y_test, budgets, rows, X_eval, row_key
 
 
-def check_evaluation(estimator, attack: PoisoningAttack, X, y, X_test, y_test, budgets) -> None:
+def check_evaluation(
+    estimator, attack: PoisoningAttack, X, y, X_test, y_test, budgets, *, row_key=None
+) -> None:
     """Make the checks of :func:`evaluate_under_attack`, which it makes before any training.
 
     The estimator and the attack must fit together (the certificate counts what the
@@ -231,7 +249,7 @@ def check_evaluation(estimator, attack: PoisoningAttack, X, y, X_test, y_test, b
 
     Parameters
     ----------
-    estimator, attack, X, y, X_test, y_test, budgets :
+    estimator, attack, X, y, X_test, y_test, budgets, row_key :
         As in :func:`evaluate_under_attack`.
 
     Raises
@@ -253,25 +271,36 @@ def check_evaluation(estimator, attack: PoisoningAttack, X, y, X_test, y_test, b
     ...
     ValueError: LabelFlipAttack changes labels, which a certificate counting l2 does not ...
     """
-    _checked(estimator, attack, X, y, X_test, y_test, budgets)
+    _checked(estimator, attack, X, y, X_test, y_test, budgets, row_key)
 
 
 def _fraction(count: int, total: int) -> float:
     return count / total if total else float("nan")
 
 
-def _refit(estimator, clean_model, result):
-    """The model on the poisoned set (the clean model itself when nothing changed)."""
+def _fit(estimator, X, y, row_key):
+    """A clone of ``estimator`` fitted on ``(X, y)`` (with the rows' keys, if it takes them)."""
+    keys = {} if row_key is None else {"row_key": row_key}
+    return clone(estimator).fit(X, y, **keys)
+
+
+def _refit(estimator, clean_model, result, row_key):
+    """The model on the poisoned set (the clean model itself when nothing changed).
+
+    A keyed estimator gets the poisoned rows' keys: a kept row keeps its clean key (it
+    stays in its partition), an inserted row gets a fresh one.
+    """
     if result.is_clean:
         return clean_model
+    keys = None if row_key is None else poisoned_row_key(row_key, result)
     # writable copies: the result's arrays are read-only, which torch warns about
-    return clone(estimator).fit(np.array(result.X), np.array(result.y))
+    return _fit(estimator, np.array(result.X), np.array(result.y), keys)
 
 
 def _training_cost(result, budget, attack, unit: str):
     """The poisoning's size in the certificate's unit (0 for a test-time certificate)."""
     spent = result.spent
-    if spent is None or spent > budget:
+    if spent is None or np.any(np.asarray(spent) > np.asarray(budget)):
         raise RuntimeError(
             f"{type(attack).__name__} spent {spent} {attack.unit} with a budget of {budget}."
         )
@@ -298,10 +327,19 @@ def _point_costs(train_cost, input_norm: np.ndarray, unit: str) -> np.ndarray:
 
     ``train_cost`` is one cost (a global attack) or one per point (a per-target attack).
     """
+    if unit == PAIR_UNIT:  # (rows, l2) per point; the test input is not smoothed
+        return np.broadcast_to(np.asarray(train_cost, dtype=float), (input_norm.size, 2))
     train = np.broadcast_to(np.asarray(train_cost), input_norm.shape)
     if unit in _COUNT_UNITS:
         return train
     return np.sqrt(train.astype(np.float64) ** 2 + input_norm**2)
+
+
+def _largest(cost: np.ndarray, unit: str):
+    """The largest per-point cost: a number, or for ``"rows+l2"`` the largest of each part."""
+    if unit == PAIR_UNIT:
+        return int(cost[:, 0].max()), float(cost[:, 1].max())
+    return cost.max().item()
 
 
 def _certified(cert, cost: np.ndarray) -> np.ndarray:
@@ -374,7 +412,7 @@ def _tolerated(smoothing: _Smoothing | None, bounds: np.ndarray) -> int:
     return int(max(quantile, np.ceil(bounds.size * mean)))
 
 
-def _attack_model(estimator, clean_model, smoothing, attack, X, y):
+def _attack_model(estimator, clean_model, smoothing, attack, X, y, row_key):
     """The model handed to the attack.
 
     The clean model for a deterministic certificate. A smoothing certificate's probability
@@ -389,7 +427,8 @@ def _attack_model(estimator, clean_model, smoothing, attack, X, y):
     if not attack.reads_model:
         return None
     seed = int(estimator.get_params(deep=False)["random_state"])
-    return clone(estimator).set_params(random_state=(seed + 1) % _SEED_SPAN).fit(X, y)
+    other_draws = clone(estimator).set_params(random_state=(seed + 1) % _SEED_SPAN)
+    return _fit(other_draws, X, y, row_key)
 
 
 def evaluate_under_attack(
@@ -401,6 +440,7 @@ def evaluate_under_attack(
     y_test,
     budgets,
     *,
+    row_key=None,
     on_violation: str = "warn",
 ) -> list[dict]:
     """Poison the training set at each budget, refit, and hold the result to the certificate.
@@ -426,6 +466,14 @@ def evaluate_under_attack(
     counts. A prediction is *certified at that cost* when it is not an abstention and its
     radius is at least the cost (strictly above it for an l2 radius).
 
+    :class:`~sklearn_certify.PartitionedRABClassifier` certifies a frontier in
+    ``"rows+l2"``: the poisoned rows keep their trusted keys (``row_key``, positions by
+    default; an inserted row gets a fresh key), each poisoning is measured as the pair
+    ``(rows, l2)`` (:meth:`~sklearn_certify.attacks.PoisonResult.cost`), and a prediction
+    is certified at that cost when its frontier at ``rows`` rows is above ``l2``. Any
+    attack can be evaluated against it, :class:`~sklearn_certify.attacks.MixedAttack` with
+    budgets ``(rows, l2)``.
+
     A deterministic certificate (DPA in all its variants) tolerates no certified
     prediction changed. A smoothing or bagging certificate
     (:class:`~sklearn_certify.CertifiedBaggingClassifier`, unit ``"rows"``) holds with
@@ -434,7 +482,9 @@ def evaluate_under_attack(
     least its mean ``n_certified * p``), where ``p`` averages the certified points'
     failure bounds: ``alpha``, plus the probability that the poisoned classifier's finite
     vote misses a smoothed prediction that the certificate keeps (negligible unless the
-    cost is close to the radius). More changes
+    cost is close to the radius; for a frontier, the chance that more partitions' finite
+    votes miss their class than the frontier has rows to spare, as the user guide's mixed
+    certificate page derives). More changes
     than that are reported (:class:`CertificateViolationWarning`, or
     :class:`CertificateViolationError`).
 
@@ -455,7 +505,8 @@ def evaluate_under_attack(
         Unfitted certified classifier with an integer ``random_state``: a
         :class:`~sklearn_certify.DPAClassifier` in any variant, a
         :class:`~sklearn_certify.RABClassifier`, a
-        :class:`~sklearn_certify.CertifiedBaggingClassifier` or a
+        :class:`~sklearn_certify.CertifiedBaggingClassifier`, a
+        :class:`~sklearn_certify.PartitionedRABClassifier` or a
         :class:`~sklearn_certify.RandomizedSmoothingClassifier`.
     attack : PoisoningAttack
         The attack; its budgets are in ``attack.unit``.
@@ -465,8 +516,13 @@ def evaluate_under_attack(
         Test set: the attack is evaluated on ``attack.evaluation_rows(y_test)`` (all rows,
         or for a backdoor those of the other classes) with ``attack.test_inputs`` applied;
         clean accuracy is measured on all of ``X_test`` as given.
-    budgets : sequence of int or float
-        Attack sizes in ``attack.unit``, each evaluated in turn.
+    budgets : sequence of int or float, or of pairs
+        Attack sizes in ``attack.unit``, each evaluated in turn; for unit ``"rows+l2"``
+        pairs ``(rows, l2)`` (one pair, or a sequence of them).
+    row_key : array-like of int of shape (n_samples,), default=None
+        Trusted, unique keys of the clean training rows, for an estimator partitioned by
+        them (one whose ``fit`` takes ``row_key``: ``PartitionedRABClassifier``); ``None``
+        keys them by position. Refused for other estimators.
     on_violation : {"warn", "raise"}, default="warn"
         What more certified changes than tolerated trigger.
 
@@ -475,7 +531,8 @@ def evaluate_under_attack(
     list of dict
         One row per budget (``pandas.DataFrame(rows)`` makes a table) with: ``attack``,
         ``estimator``, ``budget``, ``budget_unit``, ``cost`` (the largest per-point cost in
-        ``radius_unit``), ``radius_unit``, ``n_points`` (evaluated test points),
+        ``radius_unit``; for ``"rows+l2"`` the pair of the largest rows and the largest
+        l2), ``radius_unit``, ``n_points`` (evaluated test points),
         ``clean_accuracy`` (of the poisoned model(s) on the clean test set),
         ``attack_success`` (fraction of evaluated points where the attack reached its
         goal, :meth:`PoisoningAttack.succeeded`), ``certified_accuracy`` (clean model's
@@ -539,12 +596,14 @@ def evaluate_under_attack(
     """
     if on_violation not in ("warn", "raise"):
         raise ValueError(f"on_violation must be 'warn' or 'raise', got {on_violation!r}.")
-    smoothing, X, y, X_test, y_test, budgets, rows, X_eval = _checked(
-        estimator, attack, X, y, X_test, y_test, budgets
+    smoothing, X, y, X_test, y_test, budgets, rows, X_eval, row_key = _checked(
+        estimator, attack, X, y, X_test, y_test, budgets, row_key
     )
     X_clean, y_eval = X_test[rows], y_test[rows]
-    clean_model = clone(estimator).fit(X, y)
+    clean_model = _fit(estimator, X, y, row_key)
     unit = clean_model.certify(X_clean[:1]).unit
+    if _radius_unit(estimator) == PAIR_UNIT:
+        unit = PAIR_UNIT
     if _covers_test_input(estimator, unit):
         X_certified = X_clean
         delta = (X_eval.astype(np.float64) - X_clean.astype(np.float64)).reshape(rows.size, -1)
@@ -553,44 +612,63 @@ def evaluate_under_attack(
         X_certified = X_eval
         input_norm = np.zeros(rows.size)
     cert = clean_model.certify(X_certified)
+    frontier = None
+    if unit == PAIR_UNIT:
+        frontier = FrontierCheck(
+            clean_model,
+            X_certified,
+            row_key,
+            alpha=clean_model.alpha_,
+            sigma=clean_model.sigma_,
+            n_votes=clean_model.n_estimators_,
+            rule=smoothing.rule,
+        )
     # A certified prediction is held to the certificate's class. The others are compared with
     # the clean model's own predict: a smoothing classifier's certify selects its class on
     # separate draws and may name another class where it abstains, which no attack caused.
     clean_prediction = clean_model.predict(X_certified)
-    attack_model = _attack_model(estimator, clean_model, smoothing, attack, X, y)
+    attack_model = _attack_model(estimator, clean_model, smoothing, attack, X, y, row_key)
     correct = (cert.prediction == y_eval) & ~cert.abstain
     table = []
     for budget in budgets:
         if attack.per_target:
-            costs, predictions, accuracies = [], [], []
+            results, costs, predictions, accuracies = [], [], [], []
             for i in range(X_eval.shape[0]):
                 result = attack.poison(X, y, budget, model=attack_model, target=X_eval[i])
                 costs.append(_training_cost(result, budget, attack, unit))
-                model = _refit(estimator, clean_model, result)
+                model = _refit(estimator, clean_model, result, row_key)
                 predictions.append(model.predict(X_eval[i : i + 1])[0])
                 accuracies.append(model.score(X_test, y_test))
+                results.append(result)
             train_cost, prediction = np.asarray(costs), np.asarray(predictions)
             accuracy = float(np.mean(accuracies))
         else:
             result = attack.poison(X, y, budget, model=attack_model)
             train_cost = _training_cost(result, budget, attack, unit)
-            model = _refit(estimator, clean_model, result)
+            model = _refit(estimator, clean_model, result, row_key)
             prediction = model.predict(X_eval)
             accuracy = float(model.score(X_test, y_test))
+            results = [result] * X_eval.shape[0]
         cost = _point_costs(train_cost, input_norm, unit)
-        certified = _certified(cert, cost)
+        if frontier is None:
+            certified = _certified(cert, cost)
+            failure = _failure_bound(smoothing, cert, cost, clean_model)
+        else:
+            slack = frontier.slack(cost[:, 0].astype(np.int64), cost[:, 1])
+            certified = ~cert.abstain & (slack >= 0)
+            failure = frontier.failure_bound(results, np.maximum(slack, 0))
         changed = np.where(certified, prediction != cert.prediction, prediction != clean_prediction)
         success = attack.succeeded(clean_prediction, prediction, y_eval)
         n_certified = int(certified.sum())
         n_certified_changed = int(np.sum(changed & certified))
-        bounds = _failure_bound(smoothing, cert, cost, clean_model)[certified]
+        bounds = failure[certified]
         n_tolerated = _tolerated(smoothing, bounds)
         row = {
             "attack": type(attack).__name__,
             "estimator": type(estimator).__name__,
             "budget": budget,
             "budget_unit": attack.unit,
-            "cost": cost.max().item(),
+            "cost": _largest(cost, unit),
             "radius_unit": unit,
             "n_points": int(X_eval.shape[0]),
             "clean_accuracy": accuracy,

@@ -140,13 +140,18 @@ class PartitionFrontier:
     partition_radius : ndarray of float of shape (n_points, n_partitions)
         Each partition's Gaussian l2 radius at level ``alpha / n_partitions`` (0 where it
         abstains).
+    partition_p_lower : ndarray of float of shape (n_points, n_partitions)
+        Each partition's lower bound on its class's probability under the training noise,
+        at the same level (0 where it abstains): a perturbation of l2 norm ``e`` inside the
+        partition keeps that probability at least ``Phi(Phi^-1(p_lower) - e / sigma)``.
 
     Examples
     --------
     >>> import numpy as np
     >>> from sklearn_certify.partition import PartitionFrontier
     >>> f = PartitionFrontier(np.array([3]), np.array([0, 1]), np.array([[0.5, 0.2]]),
-    ...                       np.array([[3, 3, 3]]), np.array([[0.4, 0.3, 0.2]]))
+    ...                       np.array([[3, 3, 3]]), np.array([[0.4, 0.3, 0.2]]),
+    ...                       np.array([[0.9, 0.8, 0.7]]))
     >>> f.certified(1, 0.1).tolist(), f.certified(1, 0.2).tolist()
     ([True], [False])
     """
@@ -156,6 +161,7 @@ class PartitionFrontier:
     eps: np.ndarray
     partition_votes: np.ndarray
     partition_radius: np.ndarray
+    partition_p_lower: np.ndarray
 
     def certified(self, rows: int, eps: float) -> np.ndarray:
         """Whether each prediction survives ``rows`` inserted/deleted rows plus l2 ``eps``.
@@ -482,10 +488,12 @@ class PartitionedRABClassifier(BaseSmoothingEnsemble):
                 eps=np.zeros((0, self.rows_.size + 1)),
                 partition_votes=np.zeros((0, k), np.int64),
                 partition_radius=np.zeros((0, k)),
+                partition_p_lower=np.zeros((0, k)),
             )
         certified = bounds.gaussian_certify(self._partition_bounds(scores, abstain), self.sigma_)
         votes = np.where(certified.abstain, bounds.ABSTAIN, certified.prediction).reshape(n, k)
         radius = certified.radius.reshape(n, k)
+        p_lower = np.where(certified.abstain, 0.0, certified.p_lower).reshape(n, k)
         prediction, eps = bounds.mixed_radius_frontier(
             votes, radius, n_classes, np.concatenate([[0], self.rows_])
         )
@@ -494,6 +502,7 @@ class PartitionedRABClassifier(BaseSmoothingEnsemble):
             eps=np.asarray(eps, dtype=float),
             partition_votes=votes.astype(np.int64),
             partition_radius=radius,
+            partition_p_lower=p_lower,
         )
 
     def _aggregate(self, scores, abstain) -> dict:
@@ -529,6 +538,7 @@ class PartitionedRABClassifier(BaseSmoothingEnsemble):
             eps=out["eps"][:, 1:],
             partition_votes=out["partition_votes"],
             partition_radius=out["partition_radius"],
+            partition_p_lower=out["partition_p_lower"],
         )
 
     # ------------------------------------------------------------------ predictions
