@@ -557,9 +557,10 @@ def evaluate_under_attack(
         probabilistic but not those of a smoothing classifier of this package, when the
         attack changes what the certificate does not count (rows or features against a
         label-flip certificate; inserted rows or labels against RAB; any training change
-        against test-time smoothing), or when a budget is more than the attack can spend.
-        All of these are checked before anything is trained, as far as the attack
-        declares what it changes and what it can spend
+        against test-time smoothing), when a budget is more than the attack can spend, or
+        when ``row_key`` is given to an estimator that takes none (or is not one unique
+        integer key per training row). All of these are checked before anything is
+        trained, as far as the attack declares what it changes and what it can spend
         (:attr:`~sklearn_certify.attacks.PoisoningAttack.changes`,
         :meth:`~sklearn_certify.attacks.PoisoningAttack.validate_budget`); each
         poisoning's cost is checked again once it is made.
