@@ -177,8 +177,9 @@ print(pd.DataFrame(results)[columns].to_string(index=False))
 # (``n_tolerated``) is what a sound certificate could show: each partition's bounds hold
 # with probability ``1 - alpha / k``, and a partition the poisoning did not buy may still
 # see its finite vote of ``N`` members miss its smoothed class (the user guide's mixed
-# page derives it). Inside the frontier the backdoor does nothing at all; at 150 inserted
-# rows it turns almost every triggered digit into a 0, and none of those was certified.
+# page derives it). At the budgets inside the frontier the backdoor turns at most one of the
+# 405 triggered digits into a 0 (an uncertified one); at 150 inserted rows it turns 0.99 of
+# them, and none of those was certified.
 
 # %%
 # What it costs and what it buys
