@@ -83,7 +83,7 @@ PAIRINGS = [
         "changes features, which a certificate counting label_flips",
     ),
     (_dpa(threat_model="label_flip"), PartitionInsertionAttack(), ValueError, "does not cover"),
-    (_rab(), PartitionInsertionAttack(), TypeError, "reads the partitions of a DPAClassifier"),
+    (_rab(), PartitionInsertionAttack(), TypeError, "content-hashed partitions of a DPAClassifier"),
     (_cohen(), BackdoorAttack(target_label=1), ValueError, "budgets: 2 rows poisons the training"),
     (
         _dpa(threat_model="label_flip"),

@@ -258,3 +258,37 @@ def test_one_pair_is_one_budget_and_a_bad_pair_is_refused(digits17):
     assert [row["budget"] for row in table] == [(1, 0.1)]
     with pytest.raises(TypeError, match=r"budgets: .*pair \(rows, l2\)"):
         evaluate_under_attack(_clf(n_estimators=2), _mixed(), X, y, X_test, y_test, [1, 2, 3])
+
+
+# ------------------------------------------------------------------ attacks reading the partitions
+def test_nearest_label_flips_go_one_per_partition_prediction_voters_first(digits17):
+    """Against the mixed classifier the nearest flips read its keyed partitions: each flip
+    takes the nearest flippable row of another partition, partitions whose members vote for
+    the prediction first; through the harness no certified prediction moves."""
+    X, y, X_test, y_test = digits17
+    model = _clf(n_estimators=20).fit(X, y)
+    target = X_test[0]
+    res = LabelFlipAttack("nearest").poison(X, y, 4, model=model, target=target)
+    parts = model.partition_of_row_[res.relabeled]
+    assert np.unique(parts).size == 4
+    np.testing.assert_array_equal(np.sort(res.info["buckets"]), np.sort(parts))
+    prediction = model.certify(target[None]).prediction[0]
+    members = model.predict_members(target[None])[0].reshape(9, 20)
+    voting_for_prediction = (members == prediction).sum(axis=1)
+    assert voting_for_prediction[parts].min() >= np.sort(voting_for_prediction)[-4]
+    table = evaluate_under_attack(
+        _clf(n_estimators=20), LabelFlipAttack("nearest"), X, y, X_test[:6], y_test[:6], [0, 2]
+    )
+    assert [row["cost"] for row in table] == [(0, 0.0), (2, 0.0)]
+    assert not any(row["violation"] for row in table)
+
+
+def test_partition_insertion_is_refused_against_keyed_partitions(digits17):
+    """Its copies are steered by DPA's content hash; keyed partitions take no such steering."""
+    from sklearn_certify.attacks import PartitionInsertionAttack
+
+    X, y, X_test, y_test = digits17
+    with pytest.raises(TypeError, match="content-hashed partitions of a DPAClassifier"):
+        evaluate_under_attack(
+            _clf(n_estimators=2), PartitionInsertionAttack(), X, y, X_test, y_test, [1]
+        )

@@ -29,10 +29,12 @@ class LabelFlipAttack(PoisoningAttack):
     ``strategy="nearest"`` is crafted against one test point (``target``): it flips the
     training rows nearest to it, to ``target_label`` or, when the model's certificate has
     votes, to the class that needs the fewest votes to overtake the prediction. Against a
-    partition ensemble (a fitted :class:`~sklearn_certify.DPAClassifier` passed as
-    ``model``) it flips one row per partition, the nearest one, in the partitions whose
-    members vote for the prediction first: with a 1-nearest-neighbour base each flip turns
-    one member's vote, the strongest label-flip attack on partition aggregation.
+    partition ensemble (a fitted :class:`~sklearn_certify.DPAClassifier` or
+    :class:`~sklearn_certify.PartitionedRABClassifier` passed as ``model``) it flips one
+    row per partition, the nearest one, in the partitions whose members vote for the
+    prediction first (against the keyed partitions a flip is one row of the frontier):
+    with a 1-nearest-neighbour base each flip turns one member's vote, the strongest
+    label-flip attack on partition aggregation.
 
     The budget counts flipped labels (``unit = "label_flips"``), SS-DPA's unit; against
     the general threat model a flip costs two samples (a deletion and an insertion).
@@ -170,22 +172,12 @@ class LabelFlipAttack(PoisoningAttack):
                 {"target_label": new_label},
             )
         prediction, _, member_votes = view
-        buckets = model.assign_partitions(X)
-        if np.any(buckets < 0):
-            raise ValueError(
-                "model was not trained on X (its label-flip partitions do not know some rows); "
-                "pass the training set the model was fitted on."
-            )
-        allowed = np.zeros(int(model.n_partitions) * int(model.spread), dtype=bool)
+        buckets, learners = _partition_layout(model, X)
+        allowed = np.zeros(learners.shape[0], dtype=bool)
         allowed[buckets[pool]] = True  # buckets holding a row that can be flipped
         target_index = int(np.searchsorted(model.classes_, new_label))
         picks = greedy_buckets(
-            member_votes,
-            partition_learners(model),
-            prediction,
-            target_index,
-            int(allowed.sum()),
-            allowed=allowed,
+            member_votes, learners, prediction, target_index, int(allowed.sum()), allowed=allowed
         )
         nearest = {}
         for row in pool:  # pool is sorted by distance: the first row seen is the nearest
@@ -205,6 +197,33 @@ class LabelFlipAttack(PoisoningAttack):
                 else (f" not already labelled target_label={self.target_label!r}")
             )
             raise ValueError(f"budget={budget} is more than the {size} training rows{which}.")
+
+
+def _partition_layout(model, X) -> tuple[np.ndarray, np.ndarray]:
+    """Each training row's bucket, and the members each bucket feeds, of a partition ensemble.
+
+    A DPA hashes the rows (``assign_partitions``; its buckets feed ``spread`` members each);
+    a :class:`~sklearn_certify.PartitionedRABClassifier` keeps the partition of every
+    training row (``partition_of_row_``), and partition ``j`` feeds members
+    ``j * N .. (j + 1) * N - 1``.
+    """
+    from sklearn_certify.partition import PartitionedRABClassifier
+
+    if isinstance(model, PartitionedRABClassifier):
+        if X.shape[0] != model.partition_of_row_.shape[0]:
+            raise ValueError(
+                f"model was trained on {model.partition_of_row_.shape[0]} rows, X has "
+                f"{X.shape[0]}; pass the training set the model was fitted on."
+            )
+        k, N = model.n_partitions_, model.n_estimators_
+        return model.partition_of_row_, np.arange(k * N).reshape(k, N)
+    buckets = model.assign_partitions(X)
+    if np.any(buckets < 0):
+        raise ValueError(
+            "model was not trained on X (its label-flip partitions do not know some rows); "
+            "pass the training set the model was fitted on."
+        )
+    return buckets, partition_learners(model)
 
 
 def _squared_distances(X, target) -> np.ndarray:

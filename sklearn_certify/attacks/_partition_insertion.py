@@ -124,10 +124,12 @@ class PartitionInsertionAttack(PoisoningAttack):
         estimator : estimator
             The unfitted certified classifier.
         """
-        if not hasattr(estimator, "assign_partitions"):
+        from sklearn_certify.partition import DPAClassifier
+
+        if not isinstance(estimator, DPAClassifier):
             raise TypeError(
-                "PartitionInsertionAttack reads the partitions of a DPAClassifier; got "
-                f"{type(estimator).__name__}."
+                "PartitionInsertionAttack reads the content-hashed partitions of a "
+                f"DPAClassifier; got {type(estimator).__name__}."
             )
         _check_threat_model(estimator)
 
