@@ -100,7 +100,7 @@ def test_the_footprint_is_the_touched_partitions_and_each_partitions_l2_share(di
     res = PoisonResult.from_poisoned(
         X, y, X_new, y_new, np.concatenate([keep, [-1]]), budget=5, unit="rows"
     )
-    check = FrontierCheck(model, X[:2], keys, alpha=0.01, sigma=0.5, n_votes=2, rule="votes")
+    check = FrontierCheck(model, X[:2], keys)
     touched, share = check.footprint(res)
     part = model.partition_of_row_
     inserted = model.assign_partitions([keys.max() + 1])[0]
@@ -113,9 +113,7 @@ def test_the_footprint_is_the_touched_partitions_and_each_partitions_l2_share(di
 def test_the_slack_is_how_many_more_rows_the_frontier_covers(digits17):
     X, y, X_test, _ = digits17
     model = _clf(n_estimators=20).fit(X, y)
-    check = FrontierCheck(
-        model, X_test, np.arange(len(X)), alpha=0.01, sigma=0.5, n_votes=20, rule="votes"
-    )
+    check = FrontierCheck(model, X_test, np.arange(len(X)))
     front = check.frontier
     rows = np.arange(len(X_test)) % 3
     l2 = np.where(np.arange(len(X_test)) % 2 == 0, 0.0, 0.2)
@@ -292,3 +290,23 @@ def test_partition_insertion_is_refused_against_keyed_partitions(digits17):
         evaluate_under_attack(
             _clf(n_estimators=2), PartitionInsertionAttack(), X, y, X_test, y_test, [1]
         )
+
+
+def test_the_frontier_check_reads_only_fitted_state(digits17):
+    """Parameters changed after fit move neither the frontier nor the failure bound."""
+    X, y, X_test, _ = digits17
+    model = _clf(n_estimators=20).fit(X, y)
+    res = _mixed().poison(X, y, (2, 0.3))
+    keys = np.arange(len(X))
+    before = FrontierCheck(model, X_test, keys)
+    slack = before.slack(np.full(len(X_test), 2), np.full(len(X_test), 0.3))
+    bound = before.failure_bound([res] * len(X_test), np.maximum(slack, 0))
+    model.set_params(alpha=0.5, sigma=3.0, bound="hoeffding", n_partitions=2, rows=(0,))
+    after = FrontierCheck(model, X_test, keys)
+    np.testing.assert_array_equal(
+        after.slack(np.full(len(X_test), 2), np.full(len(X_test), 0.3)), slack
+    )
+    np.testing.assert_array_equal(
+        after.failure_bound([res] * len(X_test), np.maximum(slack, 0)), bound
+    )
+    assert (slack >= 0).any() and (bound < 1).all()

@@ -19,6 +19,7 @@ from sklearn_certify.attacks._base import (
 from sklearn_certify.attacks._frontier import (
     FrontierCheck,
     clean_row_key,
+    finite_vote_miss,
     poisoned_row_key,
 )
 from sklearn_certify.bounds import bagging_kept_probability
@@ -382,11 +383,7 @@ def _failure_bound(smoothing: _Smoothing | None, cert, cost: np.ndarray, model=N
         return np.zeros(cost.shape[0])
     p_lower = np.clip(np.asarray(cert.p_lower, dtype=float), 0.0, 1.0)
     q = _kept(smoothing, model, p_lower, cost)
-    n = smoothing.n_votes
-    if smoothing.rule == "mean":
-        miss = np.where(q > 0.5, np.exp(-2.0 * n * (q - 0.5) ** 2), 1.0)
-    else:
-        miss = stats.binom.cdf(n // 2, n, q)
+    miss = finite_vote_miss(q, smoothing.n_votes, smoothing.rule)
     return np.minimum(1.0, smoothing.alpha + miss)
 
 
@@ -602,9 +599,10 @@ def evaluate_under_attack(
     )
     X_clean, y_eval = X_test[rows], y_test[rows]
     clean_model = _fit(estimator, X, y, row_key)
-    unit = clean_model.certify(X_clean[:1]).unit
-    if _radius_unit(estimator) == PAIR_UNIT:
+    if _radius_unit(estimator) == PAIR_UNIT:  # the frontier, not its r = 0 column
         unit = PAIR_UNIT
+    else:
+        unit = clean_model.certify(X_clean[:1]).unit
     if _covers_test_input(estimator, unit):
         X_certified = X_clean
         delta = (X_eval.astype(np.float64) - X_clean.astype(np.float64)).reshape(rows.size, -1)
@@ -613,17 +611,7 @@ def evaluate_under_attack(
         X_certified = X_eval
         input_norm = np.zeros(rows.size)
     cert = clean_model.certify(X_certified)
-    frontier = None
-    if unit == PAIR_UNIT:
-        frontier = FrontierCheck(
-            clean_model,
-            X_certified,
-            row_key,
-            alpha=clean_model.alpha_,
-            sigma=clean_model.sigma_,
-            n_votes=clean_model.n_estimators_,
-            rule=smoothing.rule,
-        )
+    frontier = FrontierCheck(clean_model, X_certified, row_key) if unit == PAIR_UNIT else None
     # A certified prediction is held to the certificate's class. The others are compared with
     # the clean model's own predict: a smoothing classifier's certify selects its class on
     # separate draws and may name another class where it abstains, which no attack caused.

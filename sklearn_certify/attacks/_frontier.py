@@ -19,7 +19,7 @@ from scipy import stats
 
 from sklearn_certify import bounds
 
-__all__ = ["FrontierCheck", "clean_row_key", "is_keyed", "poisoned_row_key"]
+__all__ = ["FrontierCheck", "clean_row_key", "finite_vote_miss", "is_keyed", "poisoned_row_key"]
 
 
 def is_keyed(estimator) -> bool:
@@ -63,8 +63,25 @@ def poisoned_row_key(clean_key: np.ndarray, result) -> np.ndarray:
     return keys
 
 
+def finite_vote_miss(q: np.ndarray, n_votes: int, rule: str) -> np.ndarray:
+    """Bound on the chance that a finite vote misses a class each draw keeps with prob. ``q``.
+
+    ``rule="votes"``: the vote of ``n_votes`` independent draws keeps the class when more
+    than half go to it, so it misses with probability at most ``P(Binomial(n, q) <= n/2)``.
+    ``rule="mean"``: averaged probabilities, Hoeffding's ``exp(-2 n (q - 1/2)^2)`` (1 where
+    ``q <= 1/2``).
+    """
+    if rule == "mean":
+        return np.where(q > 0.5, np.exp(-2.0 * n_votes * (q - 0.5) ** 2), 1.0)
+    return stats.binom.cdf(n_votes // 2, n_votes, q)
+
+
 class FrontierCheck:
     """The frontier of a fitted ``PartitionedRABClassifier`` on the evaluated inputs.
+
+    The level, the noise, the members per partition and how a partition votes in
+    ``predict`` (its members' most voted class, or their largest mean probability for
+    ``bound="hoeffding"``) are read from the model's fitted attributes.
 
     Parameters
     ----------
@@ -74,20 +91,12 @@ class FrontierCheck:
         The inputs whose predictions are held to the frontier.
     clean_key : ndarray of int64
         The clean rows' keys.
-    alpha, sigma : float
-        The certificate's level and the training noise (the fitted ``alpha_``, ``sigma_``).
-    n_votes : int
-        Members per partition.
-    rule : {"votes", "mean"}
-        How a partition votes in ``predict``: its members' most voted class, or their
-        largest mean probability.
     """
 
-    def __init__(self, model, X, clean_key, *, alpha, sigma, n_votes, rule):
+    def __init__(self, model, X, clean_key):
         self.model = model
         self.frontier = model.frontier(X)
         self.clean_key = clean_key
-        self.alpha, self.sigma, self.n_votes, self.rule = alpha, sigma, n_votes, rule
 
     def slack(self, rows: np.ndarray, l2: np.ndarray) -> np.ndarray:
         """Per point, how many more rows its frontier covers on top of ``(rows[i], l2[i])``.
@@ -159,14 +168,12 @@ class FrontierCheck:
                 footprints[id(result)] = self.footprint(result)
             touched[i], share[i] = footprints[id(result)]
         exposed = (front.partition_votes >= 0) & ~touched & (share < front.partition_radius)
-        q = stats.norm.cdf(stats.norm.ppf(front.partition_p_lower) - share / self.sigma)
-        n = self.n_votes
-        if self.rule == "mean":
-            miss = np.where(q > 0.5, np.exp(-2.0 * n * (q - 0.5) ** 2), 1.0)
-        else:
-            miss = stats.binom.cdf(n // 2, n, q)
+        model = self.model
+        q = stats.norm.cdf(stats.norm.ppf(front.partition_p_lower) - share / model.sigma_)
+        rule = "mean" if model.bound_ == "hoeffding" else "votes"
+        miss = finite_vote_miss(q, model.n_estimators_, rule)
         tail = _tail_beyond(np.where(exposed, miss, 0.0), slack)
-        return np.minimum(1.0, self.alpha + tail)
+        return np.minimum(1.0, model.alpha_ + tail)
 
 
 def _tail_beyond(p: np.ndarray, slack: np.ndarray) -> np.ndarray:
