@@ -233,8 +233,8 @@ def test_a_mixed_attack_against_dpa_costs_samples_and_is_refused_by_rab(digits17
     "estimator, row_key, match",
     [
         ("dpa", np.arange(270), "row_key is for a classifier partitioned"),
-        ("mixed", np.arange(5), "one unique key per training row"),
-        ("mixed", np.zeros(270, np.int64), "one unique key per training row"),
+        ("mixed", np.arange(5), "row_key has 5 entries but X has 270 rows"),
+        ("mixed", np.zeros(270, np.int64), "row_key must be unique"),
         ("mixed", np.linspace(0, 1, 270), "array of integers"),
     ],
 )

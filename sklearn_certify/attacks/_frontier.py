@@ -29,7 +29,7 @@ def is_keyed(estimator) -> bool:
 
 def clean_row_key(estimator, row_key, n_rows: int) -> np.ndarray | None:
     """The clean rows' keys (their positions when None), or None for an unkeyed estimator."""
-    from sklearn_certify.partition._mixed import _check_keys
+    from sklearn_certify.partition._mixed import training_row_key
 
     if not is_keyed(estimator):
         if row_key is not None:
@@ -39,13 +39,7 @@ def clean_row_key(estimator, row_key, n_rows: int) -> np.ndarray | None:
                 "takes none. Leave row_key as None."
             )
         return None
-    keys = np.arange(n_rows, dtype=np.int64) if row_key is None else _check_keys(row_key)
-    if keys.shape[0] != n_rows or np.unique(keys).size != n_rows:
-        raise ValueError(
-            f"row_key must hold one unique key per training row ({n_rows}), got "
-            f"{keys.shape[0]} keys of which {np.unique(keys).size} are distinct."
-        )
-    return keys
+    return training_row_key(row_key, n_rows)
 
 
 def poisoned_row_key(clean_key: np.ndarray, result) -> np.ndarray:

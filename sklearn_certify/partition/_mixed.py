@@ -86,6 +86,24 @@ def _check_keys(row_key) -> np.ndarray:
     return keys.astype(np.int64)
 
 
+def training_row_key(row_key, n_rows: int) -> np.ndarray:
+    """The training rows' keys: ``row_key`` checked (int64, one unique key per row), or
+    the rows' positions when it is None."""
+    if row_key is None:
+        return np.arange(n_rows, dtype=np.int64)
+    keys = _check_keys(row_key)
+    if keys.shape[0] != n_rows:
+        raise ValueError(
+            f"row_key has {keys.shape[0]} entries but X has {n_rows} rows; pass one key per row."
+        )
+    if np.unique(keys).size != n_rows:
+        raise ValueError(
+            "row_key must be unique (an id per row): two rows share a key. Deduplicate "
+            "the ids, or leave row_key=None to key rows by their position."
+        )
+    return keys
+
+
 class PartitionRankNoiseView(GaussianNoiseView):
     """Gaussian noise keyed by (member seed, rank of the row in its partition's key order).
 
@@ -395,17 +413,7 @@ class PartitionedRABClassifier(BaseSmoothingEnsemble):
     def _check_options(self, X, y_encoded) -> None:
         super()._check_options(X, y_encoded)
         n = X.shape[0]
-        keys = np.arange(n, dtype=np.int64) if self._fit_row_key is None else self._fit_row_key
-        keys = _check_keys(keys)
-        if keys.shape[0] != n:
-            raise ValueError(
-                f"row_key has {keys.shape[0]} entries but X has {n} rows; pass one key per row."
-            )
-        if np.unique(keys).size != n:
-            raise ValueError(
-                "row_key must be unique (an id per row): two rows share a key. Deduplicate "
-                "the ids, or leave row_key=None to key rows by their position."
-            )
+        keys = training_row_key(self._fit_row_key, n)
         if self.n_partitions_ > n:
             raise ValueError(
                 f"n_partitions={self.n_partitions_} is larger than the number of training rows "
